@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# trapvm top level.
+#
+#   make            build the module (against KDIR), vmctl and the guests
+#   make check      install what is missing, build, run every test
+#   make demo       boot the test host and run the default guest
+#
+# KDIR defaults to the running kernel's build tree; the test host uses
+# Debian's 6.1 headers (see Documentation/testing.rst).
+
+KDIR ?= /lib/modules/$(shell uname -r)/build
+
+.PHONY: all module tools clean check demo
+
+all: module tools
+
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+tools:
+	$(MAKE) -C tools/vmctl
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(MAKE) -C tools/vmctl clean
+	rm -rf build

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * trapvm per-vCPU counters, as one list so that the module, vmctl and
+ * the netlink family agree on names and indices.  Append only: the index
+ * of a counter is part of the ABI.
+ *
+ * Users define TRAPVM_STAT(id, "name") before expanding TRAPVM_VCPU_STATS.
+ */
+#ifndef _UAPI_LINUX_TRAPVM_STATS_H
+#define _UAPI_LINUX_TRAPVM_STATS_H
+
+#define TRAPVM_VCPU_STATS						\
+	/* world switches and why the guest stopped running */		\
+	TRAPVM_STAT(ENTRIES,		"entries")			\
+	TRAPVM_STAT(EXIT_HOST_IRQ,	"exit_host_irq")		\
+	TRAPVM_STAT(EXIT_HOST_NMI,	"exit_host_nmi")		\
+	TRAPVM_STAT(EXIT_PF,		"exit_page_fault")		\
+	TRAPVM_STAT(EXIT_GP,		"exit_gp")			\
+	TRAPVM_STAT(EXIT_UD,		"exit_ud")			\
+	TRAPVM_STAT(EXIT_SYSCALL,	"exit_syscall")			\
+	TRAPVM_STAT(EXIT_INT,		"exit_soft_int")		\
+	TRAPVM_STAT(EXIT_EXCEPTION,	"exit_other_exception")		\
+	TRAPVM_STAT(EXIT_USER_IO,	"exit_user_io")			\
+	TRAPVM_STAT(EXIT_USER_MMIO,	"exit_user_mmio")		\
+	TRAPVM_STAT(EXIT_USER_HYPERCALL, "exit_user_hypercall")		\
+	TRAPVM_STAT(EXIT_SIGNAL,	"exit_signal")			\
+	TRAPVM_STAT(HALTS,		"halts")			\
+	/* delivered to the guest */					\
+	TRAPVM_STAT(INJ_EXCEPTION,	"injected_exceptions")		\
+	TRAPVM_STAT(INJ_IRQ,		"injected_interrupts")		\
+	TRAPVM_STAT(INJ_PF,		"injected_page_faults")		\
+	/* emulated instructions */					\
+	TRAPVM_STAT(EMUL_TOTAL,		"emulated")			\
+	TRAPVM_STAT(EMUL_FAILED,	"emulation_failed")		\
+	TRAPVM_STAT(EMUL_CLI_STI,	"emul_cli_sti")			\
+	TRAPVM_STAT(EMUL_HLT,		"emul_hlt")			\
+	TRAPVM_STAT(EMUL_MOV_CR,	"emul_mov_cr")			\
+	TRAPVM_STAT(EMUL_DTABLE,	"emul_desc_table")		\
+	TRAPVM_STAT(EMUL_SEG,		"emul_segment")			\
+	TRAPVM_STAT(EMUL_IRET,		"emul_iret")			\
+	TRAPVM_STAT(EMUL_SYSRET,	"emul_sysret")			\
+	TRAPVM_STAT(EMUL_SWAPGS,	"emul_swapgs")			\
+	TRAPVM_STAT(EMUL_MSR,		"emul_msr")			\
+	TRAPVM_STAT(EMUL_MSR_UNKNOWN,	"emul_msr_unknown")		\
+	TRAPVM_STAT(EMUL_IO,		"emul_io")			\
+	TRAPVM_STAT(EMUL_INVLPG,	"emul_invlpg")			\
+	TRAPVM_STAT(EMUL_HYPERCALL,	"emul_hypercall")		\
+	TRAPVM_STAT(EMUL_OTHER,		"emul_other")			\
+	/* shadow MMU */						\
+	TRAPVM_STAT(MMU_HIDDEN_PF,	"mmu_hidden_faults")		\
+	TRAPVM_STAT(MMU_CR3_LOADS,	"mmu_cr3_loads")		\
+	TRAPVM_STAT(MMU_INVLPG,		"mmu_invlpg")			\
+	TRAPVM_STAT(MMU_SHADOW_ALLOC,	"mmu_shadow_pages_created")	\
+	TRAPVM_STAT(MMU_SHADOW_FREE,	"mmu_shadow_pages_zapped")	\
+	TRAPVM_STAT(MMU_PT_WRITES,	"mmu_pt_writes_emulated")	\
+	TRAPVM_STAT(MMU_FLOODED,	"mmu_flooded_pages")		\
+	TRAPVM_STAT(MMU_ROOT_HIT,	"mmu_root_cache_hits")		\
+	TRAPVM_STAT(MMU_ROOT_MISS,	"mmu_root_cache_misses")
+
+#define TRAPVM_STAT(id, name) TRAPVM_STAT_##id,
+enum trapvm_vcpu_stat {
+	TRAPVM_VCPU_STATS
+	TRAPVM_STAT_NR
+};
+#undef TRAPVM_STAT
+
+#endif /* _UAPI_LINUX_TRAPVM_STATS_H */
