@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The virtual local APIC of a vCPU, in x2APIC mode (Intel SDM Vol. 3,
+ * "Advanced Programmable Interrupt Controller").  Documentation/interrupts.rst
+ * describes the model, its deviations and how the run loop uses it.
+ *
+ * The model (struct trapvm_lapic, vcpu/lapic.c) is kernel-agnostic: it
+ * compiles into the module and into userspace unit tests.  Time comes from
+ * callbacks (struct trapvm_lapic_ops) so tests can drive it with a fake
+ * clock.  It is not thread-safe: only the owner of the vCPU (the holder of
+ * vcpu->mutex) may call it.  Other threads hand interrupts over through
+ * vcpu->pending_irqs and the hrtimer through an event bit (lapic_timer.c).
+ */
+#ifndef _TRAPVM_LAPIC_H
+#define _TRAPVM_LAPIC_H
+
+#include "glue.h"
+
+/* Returned by the MSR and CR8 accessors: the guest gets #GP(0). */
+#define TRAPVM_LAPIC_GP			13
+
+/*
+ * The timer's input clock: 1 GHz, so one tick is one nanosecond with
+ * divide-by-1.  Reported to guests as trapvm_boot_info.apic_timer_hz.
+ */
+#define TRAPVM_LAPIC_TIMER_HZ		1000000000ULL
+#define TRAPVM_LAPIC_NS_PER_TICK	1
+
+/*
+ * Periodic mode never programs the backing timer closer than this to the
+ * current time: interrupts coalesce in IRR anyway, so a 1-tick period would
+ * only burn host CPU.  The current-count register still follows the
+ * programmed period exactly.
+ */
+#define TRAPVM_LAPIC_MIN_PERIOD_NS	100000ULL
+
+/* MSRs */
+#define TRAPVM_MSR_APIC_BASE		0x01b
+#define TRAPVM_MSR_TSC_DEADLINE		0x6e0
+#define TRAPVM_MSR_X2APIC_FIRST		0x800
+#define TRAPVM_MSR_X2APIC_LAST		0x8ff
+
+#define TRAPVM_X2APIC_ID		0x802
+#define TRAPVM_X2APIC_VERSION		0x803
+#define TRAPVM_X2APIC_TPR		0x808
+#define TRAPVM_X2APIC_PPR		0x80a
+#define TRAPVM_X2APIC_EOI		0x80b
+#define TRAPVM_X2APIC_LDR		0x80d
+#define TRAPVM_X2APIC_SVR		0x80f
+#define TRAPVM_X2APIC_ISR0		0x810	/* ..0x817 */
+#define TRAPVM_X2APIC_TMR0		0x818	/* ..0x81f */
+#define TRAPVM_X2APIC_IRR0		0x820	/* ..0x827 */
+#define TRAPVM_X2APIC_ESR		0x828
+#define TRAPVM_X2APIC_LVT_CMCI		0x82f
+#define TRAPVM_X2APIC_ICR		0x830
+#define TRAPVM_X2APIC_LVT_TIMER		0x832
+#define TRAPVM_X2APIC_LVT_THERMAL	0x833
+#define TRAPVM_X2APIC_LVT_PERF		0x834
+#define TRAPVM_X2APIC_LVT_LINT0		0x835
+#define TRAPVM_X2APIC_LVT_LINT1		0x836
+#define TRAPVM_X2APIC_LVT_ERROR		0x837
+#define TRAPVM_X2APIC_TIMER_ICR		0x838	/* initial count */
+#define TRAPVM_X2APIC_TIMER_CCR		0x839	/* current count */
+#define TRAPVM_X2APIC_TIMER_DCR		0x83e	/* divide configuration */
+#define TRAPVM_X2APIC_SELF_IPI		0x83f
+
+/* IA32_APIC_BASE */
+#define TRAPVM_APIC_BASE_BSP		(1ULL << 8)
+#define TRAPVM_APIC_BASE_EXTD		(1ULL << 10)	/* x2APIC mode */
+#define TRAPVM_APIC_BASE_EN		(1ULL << 11)	/* global enable */
+#define TRAPVM_APIC_BASE_DEFAULT	0xfee00000ULL
+
+/* Register fields */
+#define TRAPVM_APIC_VERSION_VAL		0x14	/* integrated APIC */
+#define TRAPVM_APIC_SVR_ENABLE		(1u << 8)
+#define TRAPVM_APIC_SVR_FOCUS		(1u << 9)
+#define TRAPVM_APIC_LVT_VECTOR		0xffu
+#define TRAPVM_APIC_LVT_DM_MASK		(7u << 8)	/* delivery mode */
+#define TRAPVM_APIC_LVT_DS		(1u << 12)	/* delivery status */
+#define TRAPVM_APIC_LVT_POLARITY	(1u << 13)
+#define TRAPVM_APIC_LVT_REMOTE_IRR	(1u << 14)
+#define TRAPVM_APIC_LVT_LEVEL		(1u << 15)	/* trigger mode */
+#define TRAPVM_APIC_LVT_MASKED		(1u << 16)
+#define TRAPVM_APIC_LVT_TIMER_MODE	(3u << 17)
+#define TRAPVM_APIC_TIMER_ONESHOT	(0u << 17)
+#define TRAPVM_APIC_TIMER_PERIODIC	(1u << 17)
+#define TRAPVM_APIC_TIMER_TSCDEADLINE	(2u << 17)
+
+#define TRAPVM_APIC_ESR_SEND_ILLEGAL	(1u << 5)
+#define TRAPVM_APIC_ESR_RECV_ILLEGAL	(1u << 6)
+
+#define TRAPVM_APIC_ICR_VECTOR		0xffULL
+#define TRAPVM_APIC_ICR_DM_MASK		(7ULL << 8)
+#define TRAPVM_APIC_ICR_DM_FIXED	(0ULL << 8)
+#define TRAPVM_APIC_ICR_DM_SMI		(2ULL << 8)
+#define TRAPVM_APIC_ICR_DM_NMI		(4ULL << 8)
+#define TRAPVM_APIC_ICR_DM_INIT		(5ULL << 8)
+#define TRAPVM_APIC_ICR_DM_STARTUP	(6ULL << 8)
+#define TRAPVM_APIC_ICR_LOGICAL		(1ULL << 11)
+#define TRAPVM_APIC_ICR_DS		(1ULL << 12)	/* ignored in x2APIC */
+#define TRAPVM_APIC_ICR_LEVEL_ASSERT	(1ULL << 14)
+#define TRAPVM_APIC_ICR_TRIGGER_LEVEL	(1ULL << 15)
+#define TRAPVM_APIC_ICR_SH_MASK		(3ULL << 18)	/* destination shorthand */
+#define TRAPVM_APIC_ICR_SH_NONE		(0ULL << 18)
+#define TRAPVM_APIC_ICR_SH_SELF		(1ULL << 18)
+#define TRAPVM_APIC_ICR_SH_ALL		(2ULL << 18)
+#define TRAPVM_APIC_ICR_SH_OTHERS	(3ULL << 18)
+#define TRAPVM_APIC_ICR_DEST_SHIFT	32
+
+/* Local vector table entries, in the order of their MSRs. */
+enum trapvm_lapic_lvt {
+	TRAPVM_LVT_CMCI,
+	TRAPVM_LVT_TIMER,
+	TRAPVM_LVT_THERMAL,
+	TRAPVM_LVT_PERF,
+	TRAPVM_LVT_LINT0,
+	TRAPVM_LVT_LINT1,
+	TRAPVM_LVT_ERROR,
+	TRAPVM_LVT_NR
+};
+
+/* trapvm_lapic_set_irq() results */
+enum trapvm_lapic_irq_result {
+	TRAPVM_LAPIC_IRQ_ACCEPTED,	/* IRR bit newly set */
+	TRAPVM_LAPIC_IRQ_COALESCED,	/* IRR bit was already set */
+	TRAPVM_LAPIC_IRQ_DISABLED,	/* APIC disabled: dropped */
+	TRAPVM_LAPIC_IRQ_ILLEGAL,	/* vector 0..15: ESR, dropped */
+};
+
+/* How the model gets time and drives its backing timer. */
+struct trapvm_lapic_ops {
+	/* A monotonic clock, in nanoseconds. */
+	u64 (*now_ns)(void *ctx);
+	/* The TSC the guest reads with RDTSC. */
+	u64 (*read_tsc)(void *ctx);
+	/*
+	 * Make sure trapvm_lapic_timer_expired() gets called once now_ns()
+	 * reaches expire_ns (replacing any earlier request), or never.
+	 */
+	void (*arm_timer)(void *ctx, u64 expire_ns);
+	void (*cancel_timer)(void *ctx);
+};
+
+/* Counters for statistics and tests; never reset by the guest. */
+struct trapvm_lapic_counters {
+	u64 irqs_accepted;		/* IRR bits set, all sources */
+	u64 irqs_coalesced;		/* already pending */
+	u64 irqs_dropped;		/* APIC disabled or illegal vector */
+	u64 irqs_acked;			/* IRR -> ISR (injected) */
+	u64 eois;
+	u64 timer_fired;		/* expiries, masked or not */
+	u64 timer_masked;		/* expiries with the LVT masked */
+	u64 ipis_self;			/* delivered to this vCPU */
+	u64 ipis_dropped;		/* no such destination (other vCPUs) */
+	u64 ipis_unsupported;		/* NMI/INIT/SIPI/SMI/reserved modes */
+	u64 errors;			/* ESR bits raised */
+};
+
+struct trapvm_lapic {
+	const struct trapvm_lapic_ops *ops;
+	void *ctx;
+
+	u32 vcpu_id;			/* the x2APIC ID */
+	u32 tsc_khz;			/* for TSC-deadline; 0 = unknown */
+	u8 maxphyaddr;			/* reserved bits of APIC_BASE */
+
+	u64 apic_base;
+	u32 tpr;
+	u32 svr;
+	u32 esr;			/* what the guest reads */
+	u32 esr_pending;		/* errors since the last ESR write */
+	u64 icr;
+	u32 lvt[TRAPVM_LVT_NR];
+	u32 irr[8], isr[8], tmr[8];
+
+	/* Timer */
+	u32 timer_initial;		/* initial-count register */
+	u32 timer_dcr;			/* divide configuration register */
+	u64 tsc_deadline;		/* IA32_TSC_DEADLINE, 0 = disarmed */
+	u64 timer_base_ns;		/* counting started here ... */
+	u32 timer_base_count;		/* ... from this count */
+	bool timer_armed;		/* an expiry is due at timer_expire_ns */
+	u64 timer_expire_ns;
+
+	struct trapvm_lapic_counters stats;
+};
+
+/* Set up a vCPU's APIC in its reset state, with x2APIC mode enabled. */
+void trapvm_lapic_init(struct trapvm_lapic *a, u32 vcpu_id, u8 maxphyaddr,
+		       u32 tsc_khz, const struct trapvm_lapic_ops *ops,
+		       void *ctx);
+/* The SDM's power-up/INIT reset of the APIC registers (APIC_BASE kept). */
+void trapvm_lapic_reset(struct trapvm_lapic *a);
+
+/*
+ * RDMSR/WRMSR of IA32_APIC_BASE (0x1b), IA32_TSC_DEADLINE (0x6e0) and the
+ * x2APIC range 0x800-0x8ff.  Return 0, or TRAPVM_LAPIC_GP: the instruction
+ * must raise #GP(0) and change nothing.
+ */
+bool trapvm_lapic_is_msr(u32 msr);
+int trapvm_lapic_rdmsr(struct trapvm_lapic *a, u32 msr, u64 *val);
+int trapvm_lapic_wrmsr(struct trapvm_lapic *a, u32 msr, u64 val);
+
+u64 trapvm_lapic_get_apic_base(const struct trapvm_lapic *a);
+/* host_initiated (SET_SREGS/SET_MSRS): any valid state, no transition rules */
+int trapvm_lapic_set_apic_base(struct trapvm_lapic *a, u64 val,
+			       bool host_initiated);
+
+/* MOV to/from CR8: TPR[7:4].  Bits 63:4 set in a write: #GP. */
+int trapvm_lapic_set_cr8(struct trapvm_lapic *a, u64 val);
+u64 trapvm_lapic_get_cr8(const struct trapvm_lapic *a);
+
+u32 trapvm_lapic_get_ppr(const struct trapvm_lapic *a);
+
+/* A fixed, edge-triggered interrupt from a device (TRAPVM_INTERRUPT). */
+enum trapvm_lapic_irq_result trapvm_lapic_set_irq(struct trapvm_lapic *a,
+						  unsigned int vector);
+
+/*
+ * The vector the CPU would take now if its IF allowed it (highest IRR
+ * whose priority class is above the PPR's), or -1.
+ */
+int trapvm_lapic_pending_irq(const struct trapvm_lapic *a);
+/* After delivering vector through the guest IDT: IRR -> ISR. */
+void trapvm_lapic_ack_irq(struct trapvm_lapic *a, int vector);
+/* Something would wake HLT (a deliverable interrupt is pending). */
+bool trapvm_lapic_has_work(const struct trapvm_lapic *a);
+
+/*
+ * The backing timer expired (or may have): if an expiry is due at now,
+ * make the LVT timer vector pending unless masked, re-arm a periodic
+ * timer, disarm the others.  Returns true if the timer expired.
+ */
+bool trapvm_lapic_timer_expired(struct trapvm_lapic *a, u64 now);
+/* The timer's next expiry, if armed. */
+bool trapvm_lapic_timer_next(const struct trapvm_lapic *a, u64 *expire_ns);
+
+#ifdef __KERNEL__
+#include <linux/hrtimer.h>
+
+struct trapvm_vcpu;
+
+/*
+ * The kernel side of a vCPU's APIC (vcpu/lapic_timer.c), hung off
+ * vcpu->apic.  The model is owned by the holder of vcpu->mutex; the
+ * hrtimer callback only sets an event bit and kicks the vCPU.
+ */
+struct trapvm_vcpu_apic {
+	struct trapvm_lapic lapic;
+	struct trapvm_vcpu *vcpu;
+	struct hrtimer timer;
+	unsigned long events;		/* TRAPVM_APIC_EV_* bits, atomic */
+};
+
+#define TRAPVM_APIC_EV_TIMER		0	/* the hrtimer fired */
+
+/* vCPU creation/destruction: allocate vcpu->apic, start/stop the timer. */
+int trapvm_vcpu_apic_create(struct trapvm_vcpu *vcpu);
+void trapvm_vcpu_apic_destroy(struct trapvm_vcpu *vcpu);
+
+/*
+ * Run loop, vCPU thread: fold expired timers and vcpu->pending_irqs into
+ * the model.  Call before trapvm_lapic_pending_irq() on every entry.
+ */
+void trapvm_vcpu_apic_sync(struct trapvm_vcpu *vcpu);
+/*
+ * Cheap, any context: is there something for trapvm_vcpu_apic_sync()?
+ * Check it with interrupts disabled right before entering the guest.
+ */
+bool trapvm_vcpu_apic_events_pending(struct trapvm_vcpu *vcpu);
+/* HLT: sync, then is a deliverable interrupt pending?  For wait_event(). */
+bool trapvm_vcpu_apic_has_work(struct trapvm_vcpu *vcpu);
+/* Queue an interrupt from any context (TRAPVM_INTERRUPT) and kick. */
+void trapvm_vcpu_apic_post_irq(struct trapvm_vcpu *vcpu, unsigned int vector);
+#endif /* __KERNEL__ */
+
+#endif /* _TRAPVM_LAPIC_H */
