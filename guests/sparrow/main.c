@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sparrow's C entry.  _start64 (entry.S) calls kmain with the boot
+ * information trapvm's loader built, or that the multiboot path built from
+ * what QEMU passed (mbconv.c): from here on there is one boot protocol.
+ */
+#include "sparrow.h"
+
+struct trapvm_boot_info boot_info;
+char boot_cmdline[256];
+int boot_mode;
+
+/*
+ * Hook for per-operation exit counts in bench mode: once trapvm grows a
+ * hypercall that returns the vCPU's exit counter (a TRAPVM_HC_* number in
+ * uapi/linux/trapvm_guest.h), issue it here with VMCALL when
+ * TRAPVM_BOOT_F_TRAPVM is set.  Until then the counter is unavailable.
+ */
+u64 hv_exit_count(void)
+{
+	return (u64)-SP_ENOSYS;
+}
+
+static const char *cmdline_mode(void)
+{
+	const char *s = boot_cmdline;
+
+	for (; *s; s++) {
+		if ((s == boot_cmdline || s[-1] == ' ') &&
+		    !strncmp(s, "mode=", 5)) {
+			s += 5;
+			if (!strncmp(s, "bench", 5))
+				return "bench";
+			if (!strncmp(s, "demo", 4))
+				return "demo";
+			return "selftest";
+		}
+	}
+	return "selftest";
+}
+
+void kmain(struct trapvm_boot_info *bi);
+void kmain(struct trapvm_boot_info *bi)
+{
+	const char *mode;
+
+	uart_init();
+	if (bi->magic != TRAPVM_BOOT_MAGIC || bi->version < 1)
+		panic("bad boot info magic %x", bi->magic);
+	boot_info = *bi;
+	if (boot_info.nr_mem_ranges > TRAPVM_BOOT_MAX_MEM_RANGES)
+		boot_info.nr_mem_ranges = TRAPVM_BOOT_MAX_MEM_RANGES;
+	if (bi->cmdline_addr) {
+		u32 n = bi->cmdline_len < sizeof(boot_cmdline) - 1 ?
+			bi->cmdline_len : sizeof(boot_cmdline) - 1;
+
+		memcpy(boot_cmdline, (const void *)bi->cmdline_addr, n);
+		boot_cmdline[n] = 0;
+	}
+	mode = cmdline_mode();
+	boot_mode = !strcmp(mode, "bench") ? MODE_BENCH :
+		    !strcmp(mode, "demo") ? MODE_DEMO : MODE_SELFTEST;
+	kprintf("sparrow: booting on %s, %lu MiB, cmdline \"%s\", mode %s\n",
+		(boot_info.flags & TRAPVM_BOOT_F_TRAPVM) ? "trapvm" : "bare metal",
+		boot_info.mem_size >> 20, boot_cmdline, mode);
+
+	cpu_init();
+	mm_init();
+	proc_init();
+	timer_init();
+	start_init(mode);
+}

@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * init: the first user process.  Depending on the boot command line it runs
+ * the self-test (TAP output, exit status = number of failures), the
+ * benchmarks (one "bench ..." line per result) or the demo (several
+ * processes printing, interleaved by preemption).  Its exit status becomes
+ * the VM's exit status.
+ */
+#include "ulib.h"
+
+#define NOINLINE __attribute__((noinline))
+
+static struct sparrow_info info;
+static int ntest, nfail;
+
+static u64 free_pages(void)
+{
+	sys_info(&info);
+	return info.free_pages;
+}
+
+static u64 tsc_to_ns(u64 cycles)
+{
+	return cycles * 1000000ULL / info.tsc_khz;
+}
+
+static void ok(int cond, const char *desc)
+{
+	ntest++;
+	if (!cond)
+		nfail++;
+	printf("%sok %d - %s\n", cond ? "" : "not ", ntest, desc);
+}
+
+/* Independent oracle: a generator and FNV-1a, recomputed from scratch. */
+static u64 gen(u64 seed, u64 i)
+{
+	u64 x = seed * 0x9e3779b97f4a7c15ULL + i * 0xbf58476d1ce4e5b9ULL;
+
+	x ^= x >> 31;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 29);
+}
+
+static void fill(u64 *p, u64 nwords, u64 seed)
+{
+	u64 i;
+
+	for (i = 0; i < nwords; i++)
+		p[i] = gen(seed, i);
+}
+
+static u64 fnv_step(u64 h, u64 w)
+{
+	int b;
+
+	for (b = 0; b < 8; b++) {
+		h ^= (w >> (8 * b)) & 0xff;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static u64 checksum(const volatile u64 *p, u64 nwords)
+{
+	u64 h = 0xcbf29ce484222325ULL, i;
+
+	for (i = 0; i < nwords; i++)
+		h = fnv_step(h, p[i]);
+	return h;
+}
+
+static u64 expected_sum(u64 seed, u64 nwords)
+{
+	u64 h = 0xcbf29ce484222325ULL, i;
+
+	for (i = 0; i < nwords; i++)
+		h = fnv_step(h, gen(seed, i));
+	return h;
+}
+
+static int wait_for(long pid)
+{
+	int st = -1;
+
+	if (sys_wait(pid, &st) != pid)
+		return -1;
+	return st;
+}
+
+/* Fork a child that runs fn and exits with its return value. */
+static long spawn(int (*fn)(long), long arg)
+{
+	long pid = sys_fork();
+
+	if (pid == 0)
+		sys_exit(fn(arg));
+	return pid;
+}
+
+static int run_child(int (*fn)(long), long arg)
+{
+	long pid = spawn(fn, arg);
+
+	return pid > 0 ? wait_for(pid) : -1;
+}
+
+/* ---- self-test ---------------------------------------------------- */
+
+#define COW_PAGES	64
+#define COW_WORDS	(COW_PAGES * 4096 / 8)
+#define COW_SEED	0x1234
+static u64 *cow_buf;
+
+static int child_exit42(long arg)
+{
+	(void)arg;
+	return 42;
+}
+
+static int child_pid_differs(long parent)
+{
+	return sys_getpid() != parent && sys_getpid() > 0 ? 0 : 1;
+}
+
+static int cow_child(long n)
+{
+	u64 before, after;
+
+	/* The parent's data must be visible... */
+	if (checksum(cow_buf, COW_WORDS) != expected_sum(COW_SEED, COW_WORDS))
+		return 1;
+	/* ...and writing it must copy every page. */
+	before = free_pages();
+	fill(cow_buf, COW_WORDS, 100 + n);
+	after = free_pages();
+	if (before - after < COW_PAGES)
+		return 2;
+	if (checksum(cow_buf, COW_WORDS) != expected_sum(100 + n, COW_WORDS))
+		return 3;
+	return 0;
+}
+
+static int grandchild_cow(long arg)
+{
+	long pid;
+
+	(void)arg;
+	pid = sys_fork();
+	if (pid == 0) {
+		cow_buf[7] ^= 1;	/* private to the grandchild */
+		cow_buf[7] ^= 1;
+		return checksum(cow_buf, COW_WORDS) ==
+		       expected_sum(COW_SEED, COW_WORDS) ? 9 : 1;
+	}
+	cow_buf[0] = 0;			/* private to the child */
+	return wait_for(pid) == SP_W_EXITED(9) ? 0 : 1;
+}
+
+static void test_cow(void)
+{
+	long pids[4];
+	int i, good = 1;
+
+	cow_buf = (u64 *)sys_mmap(COW_PAGES * 4096);
+	fill(cow_buf, COW_WORDS, COW_SEED);
+	for (i = 0; i < 4; i++)
+		pids[i] = spawn(cow_child, i);
+	for (i = 0; i < 4; i++)
+		if (pids[i] <= 0 || wait_for(pids[i]) != SP_W_EXITED(0))
+			good = 0;
+	ok(good, "cow: 4 children see the parent's pages, write private copies");
+	ok(checksum(cow_buf, COW_WORDS) == expected_sum(COW_SEED, COW_WORDS),
+	   "cow: parent's pages unchanged by the children's writes");
+	ok(run_child(grandchild_cow, 0) == SP_W_EXITED(0) &&
+	   checksum(cow_buf, COW_WORDS) == expected_sum(COW_SEED, COW_WORDS),
+	   "cow: grandchild sees grandparent's data through two forks");
+}
+
+static void test_demand_zero(void)
+{
+	const u64 len = 4 << 20, words = len / 8;
+	u64 f0, f1, f2, f3, i, nonzero = 0;
+	volatile u64 *p;
+
+	f0 = free_pages();
+	p = (volatile u64 *)sys_mmap(len);
+	f1 = free_pages();
+	ok((long)p > 0 && f1 == f0, "demand-zero: mmap of 4 MiB allocates nothing");
+	for (i = 0; i < words; i += 509)
+		nonzero |= p[i];
+	ok(nonzero == 0, "demand-zero: fresh pages read as zero");
+	for (i = 0; i < words; i++)
+		p[i] = gen(7, i);
+	f2 = free_pages();
+	ok(f1 - f2 >= len / 4096 && f1 - f2 <= len / 4096 + 8,
+	   "demand-zero: touching 4 MiB allocates 1024 pages (+ tables)");
+	ok(checksum(p, words) == expected_sum(7, words),
+	   "demand-zero: 4 MiB read back with the right checksum");
+	ok(sys_munmap(p, len) == 0, "munmap of the 4 MiB mapping");
+	f3 = free_pages();
+	ok(f3 >= f2 + len / 4096, "munmap returns the 1024 pages");
+}
+
+/* Launder a constant address so the compiler cannot reason about it. */
+static void *addr(u64 a)
+{
+	asm volatile("" : "+r"(a));
+	return (void *)a;
+}
+
+static volatile long never;
+
+static int bad_null_write(long a)
+{
+	(void)a;
+	*(volatile int *)addr(0x10) = 1;
+	return 0;
+}
+
+static int bad_kernel_read(long a)
+{
+	(void)a;
+	return *(volatile int *)addr(0x100000) == 0x12345678 ? 1 : 2;
+}
+
+static int bad_text_write(long a)
+{
+	(void)a;
+	*(volatile u8 *)(void *)bad_text_write = 0xc3;
+	return 0;
+}
+
+static int bad_hole_read(long a)
+{
+	(void)a;
+	return *(volatile int *)addr(0xffff800000001000ULL);
+}
+
+static int bad_nx_exec(long a)
+{
+	u8 *p = (u8 *)sys_mmap(4096);
+
+	(void)a;
+	p[0] = 0xc3;		/* ret */
+	((void (*)(void))p)();
+	return 0;
+}
+
+static int bad_hlt(long a)
+{
+	(void)a;
+	asm volatile("hlt");
+	return 0;
+}
+
+static int bad_ud2(long a)
+{
+	(void)a;
+	asm volatile("ud2");
+	return 0;
+}
+
+static int bad_stack_overflow(long depth);
+
+static NOINLINE int bad_stack_overflow(long depth)
+{
+	volatile u8 pad[8192];
+
+	pad[0] = (u8)depth;
+	if (depth == never - 1)
+		return 0;
+	return bad_stack_overflow(depth + 1) + pad[0];
+}
+
+static void test_bad_access(void)
+{
+	static const struct {
+		int (*fn)(long);
+		int sig;
+		const char *desc;
+	} cases[] = {
+		{ bad_null_write, SP_SIGSEGV, "bad access: write to 0x10 kills the child (SIGSEGV)" },
+		{ bad_kernel_read, SP_SIGSEGV, "bad access: read of kernel memory kills the child" },
+		{ bad_text_write, SP_SIGSEGV, "bad access: write to own text kills the child" },
+		{ bad_hole_read, SP_SIGSEGV, "bad access: read in the trapvm hole kills the child" },
+		{ bad_nx_exec, SP_SIGSEGV, "bad access: executing a data page (NX) kills the child" },
+		{ bad_hlt, SP_SIGSEGV, "bad access: HLT at CPL3 is #GP, kills the child" },
+		{ bad_ud2, SP_SIGILL, "bad access: UD2 kills the child with SIGILL" },
+		{ bad_stack_overflow, SP_SIGSEGV, "bad access: stack overflow past 1 MiB kills the child" },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ok(run_child(cases[i].fn, 0) == SP_W_SIGNALED(cases[i].sig),
+		   cases[i].desc);
+	ok(sys_getpid() == 1, "bad access: the parent survives all of them");
+}
+
+static void test_bad_pointers(void)
+{
+	u8 *page = (u8 *)sys_mmap(4096);
+	u64 text_before = *(volatile u64 *)(void *)test_bad_pointers;
+	int st;
+
+	ok(sys_write(1, 0x10, 5) == -SP_EFAULT, "write(NULL-ish buffer) = -EFAULT");
+	ok(sys_write(1, 0x100000, 5) == -SP_EFAULT, "write(kernel buffer) = -EFAULT");
+	ok(sys_write(1, 0xffff800000000000ULL, 4) == -SP_EFAULT,
+	   "write(buffer in the hole) = -EFAULT");
+	ok(sys_write(1, page + 4090, 100) == -SP_EFAULT,
+	   "write(buffer running into a guard page) = -EFAULT");
+	ok(sys_write(1, 0x7fffffffffffff00ULL, 0x200) == -SP_EFAULT,
+	   "write(non-canonical buffer) = -EFAULT");
+	ok(sys_write(1, page, -1L) == -SP_EINVAL, "write(huge length) = -EINVAL");
+	ok(sys_info(0) == -SP_EFAULT, "info(NULL) = -EFAULT");
+	ok(sys_info(0x100000) == -SP_EFAULT, "info(kernel address) = -EFAULT");
+	ok(sys_info((void *)test_bad_pointers) == -SP_EFAULT &&
+	   *(volatile u64 *)(void *)test_bad_pointers == text_before,
+	   "info(read-only text) = -EFAULT, text intact");
+	ok(sys_wait(-1, 0x100000) == -SP_EFAULT, "wait(kernel status pointer) = -EFAULT");
+	ok(sys_wait(-1, &st) == -SP_ECHILD, "wait() without children = -ECHILD");
+	ok(sys_exec(0x10, 0) == -SP_EFAULT, "exec(bad name pointer) = -EFAULT");
+	ok(sys_exec("no-such-program", 0) == -SP_ENOEXEC, "exec(unknown program) = -ENOEXEC");
+	ok(syscall3(999, 0, 0, 0) == -SP_ENOSYS, "unknown system call = -ENOSYS");
+	ok(sys_munmap(page + 4096, 4096) == -SP_EINVAL, "munmap(unmapped) = -EINVAL");
+	ok(sys_kill(12345) == -SP_ESRCH, "kill(no such pid) = -ESRCH");
+	ok(sys_munmap(page, 4096) == 0, "munmap of a 1-page mapping");
+}
+
+static int child_exec(long arg)
+{
+	sys_exec("check", arg);
+	return 99;
+}
+
+static int child_spin(long arg)
+{
+	volatile long x = arg;
+
+	for (;;)
+		x++;
+	return 0;
+}
+
+static void test_exec_and_sched(void)
+{
+	u64 j0, t0;
+	long pid;
+
+	ok(run_child(child_exit42, 0) == SP_W_EXITED(42),
+	   "fork/exit/wait: exit status 42 reaches the parent");
+	ok(run_child(child_pid_differs, sys_getpid()) == SP_W_EXITED(0),
+	   "fork: child has its own pid");
+	ok(run_child(child_exec, 5) == SP_W_EXITED(38),
+	   "exec: 'check' sees its data and bss, exits with 5*7+3");
+
+	/* The timer ticks: ~100 ms of spinning sees several ticks. */
+	sys_info(&info);
+	j0 = info.jiffies;
+	t0 = rdtsc();
+	while (tsc_to_ns(rdtsc() - t0) < 100000000ULL)
+		;
+	sys_info(&info);
+	ok(info.jiffies - j0 >= 5 && info.jiffies - j0 <= 20,
+	   "timer: 100 ms of spinning sees 5-20 ticks at HZ=100");
+
+	/* Only preemption gives the CPU back from a child that never yields. */
+	pid = spawn(child_spin, 0);
+	sys_yield();
+	ok(sys_kill(pid) == 0 && wait_for(pid) == SP_W_SIGNALED(SP_SIGKILL),
+	   "preemption: parent runs again beside a spinning child, kills it");
+}
+
+static int child_work(long i)
+{
+	u64 *p = (u64 *)sys_mmap(16 * 4096);
+
+	fill(p, 16 * 512, 1000 + i);
+	sys_yield();
+	return checksum(p, 16 * 512) == expected_sum(1000 + i, 16 * 512) ?
+	       (int)(i & 0xff) : 255;
+}
+
+static void test_many(void)
+{
+	long pids[24];
+	int i, good = 1;
+
+	for (i = 0; i < 24; i++)
+		pids[i] = spawn(child_work, i + 1);
+	for (i = 23; i >= 0; i--)
+		if (pids[i] <= 0 || wait_for(pids[i]) != SP_W_EXITED(i + 1))
+			good = 0;
+	ok(good, "24 concurrent children each checksum 64 KiB, exit statuses right");
+}
+
+static NOINLINE u64 deep(int n)
+{
+	volatile u64 pad[512];
+
+	pad[0] = n;
+	pad[511] = n * 3;
+	if (n == 0)
+		return pad[0] + pad[511];
+	return deep(n - 1) + pad[0] + pad[511];
+}
+
+static int child_touch(long n)
+{
+	fill(cow_buf, COW_WORDS, n);
+	return 0;
+}
+
+static void test_stack_and_leaks(void)
+{
+	u64 f0, f1;
+	int st;
+
+	ok(deep(100) == 4 * (100 * 101 / 2), "stack: 400 KiB of recursion grows the stack on demand");
+
+	f0 = free_pages();
+	st = run_child(child_touch, 3);
+	f1 = free_pages();
+	ok(st == SP_W_EXITED(0) && f0 == f1,
+	   "fork+write+exit+wait leaves the free page count unchanged");
+}
+
+static int selftest(void)
+{
+	printf("TAP version 13\n");
+	test_exec_and_sched();
+	test_cow();
+	test_demand_zero();
+	test_bad_access();
+	test_bad_pointers();
+	test_many();
+	test_stack_and_leaks();
+	printf("1..%d\n", ntest);
+	if (nfail) {
+		printf("sparrow-selftest: FAIL (%d of %d failed)\n", nfail, ntest);
+		return nfail;
+	}
+	printf("sparrow-selftest: PASS (%d tests)\n", ntest);
+	return 0;
+}
+
+/* ---- benchmarks --------------------------------------------------- */
+
+static void report(const char *name, u64 iters, u64 cycles, long ex0, long ex1)
+{
+	u64 ps = tsc_to_ns(cycles * 1000) / iters;	/* picoseconds per op */
+
+	if (ex0 >= 0 && ex1 >= 0)
+		printf("bench %s iters=%lu ns_per_op=%lu.%03lu exits_per_op=%lu\n",
+		       name, iters, ps / 1000, ps % 1000,
+		       (u64)(ex1 - ex0) / iters);
+	else
+		printf("bench %s iters=%lu ns_per_op=%lu.%03lu\n",
+		       name, iters, ps / 1000, ps % 1000);
+}
+
+#define BENCH(name, iters, body) do {				\
+	long __e0 = sys_hv_exits(), __e1;			\
+	u64 __t0 = rdtsc(), __i;				\
+	for (__i = 0; __i < (iters); __i++) {			\
+		body;						\
+	}							\
+	__t0 = rdtsc() - __t0;					\
+	__e1 = sys_hv_exits();					\
+	report(name, iters, __t0, __e0, __e1);			\
+} while (0)
+
+static int child_yield(long n)
+{
+	long i;
+
+	for (i = 0; i < n; i++)
+		sys_yield();
+	return 0;
+}
+
+static void bench_ctx(int nproc, long rounds)
+{
+	long pids[16];
+	long e0 = sys_hv_exits(), e1;
+	char name[32];
+	u64 t0;
+	int i;
+
+	t0 = rdtsc();
+	for (i = 0; i < nproc; i++)
+		pids[i] = spawn(child_yield, rounds);
+	for (i = 0; i < nproc; i++)
+		wait_for(pids[i]);
+	t0 = rdtsc() - t0;
+	e1 = sys_hv_exits();
+	snprintf(name, sizeof(name), "ctxsw_%dproc", nproc);
+	report(name, nproc * rounds, t0, e0, e1);
+}
+
+static int child_nothing(long a)
+{
+	return a;
+}
+
+static int bench(void)
+{
+	volatile u64 sink = 0;
+	u64 *p;
+	long i;
+
+	printf("# sparrow bench: tsc %lu kHz, %s\n", info.tsc_khz,
+	       (info.boot_flags & 2) ? "trapvm" : "bare metal");
+
+	BENCH("null_syscall", 20000, sys_getpid());
+	bench_ctx(2, 1000);
+	bench_ctx(16, 125);
+
+	p = (u64 *)sys_mmap(2048 * 4096);
+	BENCH("page_fault", 2048, p[__i * 512] = __i);
+	sys_munmap(p, 2048 * 4096);
+
+	BENCH("fork_exit_wait", 100, run_child(child_nothing, 0));
+	BENCH("fork_exec_wait", 100, run_child(child_exec, 0));
+
+	BENCH("map_touch_64m", 2, {
+		u64 *m = (u64 *)sys_mmap(64 << 20);
+
+		for (i = 0; i < (64 << 20) / 8; i += 512)
+			m[i] = i;
+		sys_munmap(m, 64 << 20);
+	});
+
+	BENCH("cpu_loop_1m", 20, {
+		u64 x = __i;
+
+		for (i = 0; i < 1000000; i++)
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		sink += x;
+	});
+	printf("# sparrow bench: done\n");
+	return 0;
+}
+
+/* ---- demo ---------------------------------------------------------- */
+
+static int demo_worker(long id)
+{
+	int step;
+
+	for (step = 0; step < 6; step++) {
+		u64 t0 = rdtsc();
+
+		printf("[%c] pid %ld step %d\n", (char)('A' + id), sys_getpid(),
+		       step);
+		/* Busy for 30 ms without yielding: only the timer switches. */
+		while (tsc_to_ns(rdtsc() - t0) < 30000000ULL)
+			;
+	}
+	return (int)id;
+}
+
+static int demo(void)
+{
+	long pids[4];
+	int i;
+
+	printf("sparrow demo: 4 processes spinning, preempted by the timer\n");
+	for (i = 0; i < 4; i++)
+		pids[i] = spawn(demo_worker, i);
+	for (i = 0; i < 4; i++)
+		printf("[init] %c exited with status %d\n", 'A' + i,
+		       SP_WEXITSTATUS(wait_for(pids[i])));
+	return 0;
+}
+
+int umain(unsigned long mode);
+int umain(unsigned long mode)
+{
+	int ret;
+	int st;
+
+	sys_info(&info);
+	switch (mode) {
+	case MODE_BENCH:
+		ret = bench();
+		break;
+	case MODE_DEMO:
+		ret = demo();
+		break;
+	default:
+		ret = selftest();
+		break;
+	}
+	/* Reap orphans so nothing is left behind. */
+	while (sys_wait(-1, &st) > 0)
+		;
+	return ret;
+}
