@@ -163,7 +163,8 @@ static enum trapvm_walk_status walk_once(const struct trapvm_walk_ctx *ctx,
 					 void *opaque, u64 gva, u32 access,
 					 struct trapvm_walk *w, int *retry)
 {
-	bool user = ctx->cpl == 3 && !(access & TRAPVM_ACC_IMPLICIT);
+	bool user = (ctx->cpl == 3 || (access & TRAPVM_ACC_USER)) &&
+		    !(access & TRAPVM_ACC_IMPLICIT);
 	u32 pfec = access_pfec(ctx, access, user);
 	u64 pmask = phys_mask(ctx->maxphyaddr);
 	u64 rsvd_all, table, pte = 0;

@@ -338,6 +338,9 @@ static void check_one(const char *what, const struct trapvm_walk_ctx *c,
 
 	u64 full[4];
 
+	/* ACC_USER is optional at CPL3 (the emulator passes it). */
+	if (c->cpl == 3 && !implicit && (nr_checks & 1))
+		access |= TRAPVM_ACC_USER;
 	install(gva, e, leaf);
 	full_entries(e, leaf, full);
 	x = model(c, gva, full, acc, implicit);

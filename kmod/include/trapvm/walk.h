@@ -43,9 +43,6 @@
 #define TRAPVM_PFERR_I		BIT(4)	/* instruction fetch (see 4.7) */
 #define TRAPVM_PFERR_PK		BIT(5)	/* protection-key violation */
 
-#define TRAPVM_PF_VECTOR	14
-#define TRAPVM_GP_VECTOR	13
-
 /*
  * PML4 slots of the hole (TRAPVM_HOLE_START..TRAPVM_HOLE_END in
  * <linux/trapvm_guest.h>): the guest's entries there are ignored.
@@ -53,16 +50,20 @@
 #define TRAPVM_HOLE_PML4_FIRST	256
 #define TRAPVM_HOLE_PML4_LAST	271
 
-/* Access type: one of READ/WRITE/FETCH, optionally ORed with IMPLICIT. */
+/*
+ * Access type (the same values as in <trapvm/emulate.h>, so the emulator's
+ * access flags can be passed through): a read unless WRITE or FETCH.
+ * A user-mode access is one at virtual CPL3 (ctx->cpl, or USER) that is
+ * not IMPLICIT.  IMPLICIT is an implicit supervisor-mode access (GDT, LDT,
+ * IDT, TSS, the stack of an event delivered with a CPL change): a
+ * supervisor access even at CPL3, and SMAP applies to it whatever
+ * RFLAGS.AC says.
+ */
 #define TRAPVM_ACC_READ		0
 #define TRAPVM_ACC_WRITE	BIT(0)
 #define TRAPVM_ACC_FETCH	BIT(1)
-/*
- * An implicit supervisor-mode access (GDT/LDT/IDT/TSS, the stack of an
- * event delivered with a CPL change, ...): a supervisor access even at
- * CPL3, and SMAP applies to it whatever RFLAGS.AC says.
- */
-#define TRAPVM_ACC_IMPLICIT	BIT(2)
+#define TRAPVM_ACC_USER		BIT(2)
+#define TRAPVM_ACC_IMPLICIT	BIT(3)
 
 /* The guest's paging mode, as the control registers say. */
 struct trapvm_walk_ctx {
@@ -139,17 +140,6 @@ static inline bool trapvm_gva_canonical(u64 gva)
 {
 	return (u64)((s64)(gva << 16) >> 16) == gva;
 }
-
-/*
- * A fault to deliver to the guest (#PF with CR2, or #GP(0)), as filled in
- * by the shadow MMU and the guest-virtual memory accessors.
- */
-struct trapvm_fault {
-	u8 vector;		/* TRAPVM_PF_VECTOR or TRAPVM_GP_VECTOR */
-	u32 error_code;
-	u64 address;		/* #PF: CR2 */
-	u64 gpa;		/* MMIO results: the guest-physical address */
-};
 
 /*
  * Shadow page-table entries.  The guest (kernel and user) runs at CPL3 on
