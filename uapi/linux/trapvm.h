@@ -149,12 +149,14 @@ struct trapvm_interrupt {
 #define TRAPVM_EXIT_HYPERCALL		4	/* VMCALL not handled in kernel */
 #define TRAPVM_EXIT_INTERNAL_ERROR	5	/* guest killed; see suberror */
 #define TRAPVM_EXIT_INTR		6	/* signal pending; RUN gave -EINTR */
+#define TRAPVM_EXIT_DEBUG		7	/* raw hardware exit (trapvm.raw_exits) */
 
 #define TRAPVM_EXIT_IO_IN		0
 #define TRAPVM_EXIT_IO_OUT		1
 
 #define TRAPVM_INTERNAL_ERROR_EMULATION	1
 #define TRAPVM_INTERNAL_ERROR_MEMORY	2
+#define TRAPVM_INTERNAL_ERROR_SWITCHER	3	/* fault inside the world switch */
 
 struct trapvm_run {
 	/* in */
@@ -204,6 +206,18 @@ struct trapvm_run {
 			__u32 ndata;
 			__u64 data[16];
 		} internal;
+		/*
+		 * TRAPVM_EXIT_DEBUG: with the module parameter raw_exits set,
+		 * every exit the guest itself caused is reported as the
+		 * hardware saw it (for tests of the world switch): vector
+		 * 0..255, or 256 for SYSCALL (rip is then past it).
+		 */
+		struct {
+			__u32 vector;
+			__u32 error_code;
+			__u64 cr2;
+			__u64 rip;
+		} debug;
 		char padding[256];
 	};
 };
