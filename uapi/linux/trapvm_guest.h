@@ -54,6 +54,12 @@ struct trapvm_mem_range {
 #define TRAPVM_BOOT_VERSION		1
 #define TRAPVM_BOOT_MAX_MEM_RANGES	32
 
+/*
+ * The x2APIC timer's input clock (boot_info.apic_timer_hz): 1 GHz, one
+ * tick per nanosecond with divide-by-1 (Documentation/interrupts.rst).
+ */
+#define TRAPVM_APIC_TIMER_HZ		1000000000ULL
+
 /* Platform flags: tell the guest what CPUID cannot (see guest-abi.rst). */
 #define TRAPVM_BOOT_F_X2APIC		(1u << 0)	/* x2APIC via MSRs */
 #define TRAPVM_BOOT_F_TRAPVM		(1u << 1)	/* running under trapvm */
