@@ -14,7 +14,7 @@
 #define NSEC_PER_MSEC_ULL	1000000ULL
 
 /* A saturating "never" for timer arithmetic, well inside ktime_t. */
-#define LAPIC_NEVER		(1ULL << 62)
+#define LAPIC_NEVER		BIT_ULL(62)
 
 /* LVT bits a guest may set, per entry; everything else is reserved. */
 static const u32 lvt_valid[TRAPVM_LVT_NR] = {

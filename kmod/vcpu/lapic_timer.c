@@ -32,6 +32,8 @@
 #include <asm/processor.h>
 #include <asm/tsc.h>
 
+#include <linux/trapvm_guest.h>
+
 #include "../trapvm.h"
 #include <trapvm/lapic.h>
 
@@ -107,6 +109,11 @@ static enum hrtimer_restart apic_timer_fn(struct hrtimer *timer)
 int trapvm_vcpu_apic_create(struct trapvm_vcpu *vcpu)
 {
 	struct trapvm_vcpu_apic *va;
+
+	/* what the boot info tells guests is what the model implements */
+	BUILD_BUG_ON(TRAPVM_LAPIC_TIMER_HZ != TRAPVM_APIC_TIMER_HZ);
+	BUILD_BUG_ON(TRAPVM_LAPIC_TIMER_HZ * TRAPVM_LAPIC_NS_PER_TICK !=
+		     NSEC_PER_SEC);
 
 	va = kzalloc(sizeof(*va), GFP_KERNEL_ACCOUNT);
 	if (!va)

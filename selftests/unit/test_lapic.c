@@ -7,8 +7,8 @@
  * rule, the divide-configuration table and the timer count formula are
  * written out in this file and do not use the model's own helpers.
  *
- * Output is TAP.  Build: cc -Ikmod/include selftests/unit/test_lapic.c
- * kmod/vcpu/lapic.c (selftests/unit/Makefile does it for `make check`).
+ * Output is TAP.  Built together with kmod/vcpu/lapic.c and -Ikmod/include
+ * (selftests/unit/Makefile does it for `make check`).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -155,8 +155,10 @@ static void sw_enable(void)
 	wr(0x80f, 0x1ff);
 }
 
-/* ---- the oracle: SDM Table "Local APIC Register Address Map supported by
- * x2APIC" (MSR, read allowed, write allowed) ---- */
+/*
+ * The oracle: the SDM's table "Local APIC Register Address Map Supported
+ * by x2APIC" (MSR, read allowed, write allowed).
+ */
 
 struct reg_access {
 	u32 msr;
