@@ -49,7 +49,13 @@
 #define USER_STACK_TOP	0x000000ff00000000ULL
 #define USER_STACK_SIZE	(1024 * 1024ULL)
 
-enum sparrow_mode { MODE_SELFTEST, MODE_BENCH, MODE_DEMO };
+/* init's argument: the mode= of the boot command line. */
+enum sparrow_mode {
+	MODE_SELFTEST,		/* mode=selftest (default) */
+	MODE_BENCH,		/* mode=bench */
+	MODE_DEMO,		/* mode=demo */
+	MODE_SELFTEST_FAIL,	/* mode=selftest-fail: plus a failing test */
+};
 
 struct sparrow_info {
 	unsigned long tsc_khz;

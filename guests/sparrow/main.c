@@ -21,29 +21,40 @@ u64 hv_exit_count(void)
 	return (u64)-SP_ENOSYS;
 }
 
-static const char *cmdline_mode(void)
+static const char *const mode_names[] = {
+	[MODE_SELFTEST] = "selftest",
+	[MODE_BENCH] = "bench",
+	[MODE_DEMO] = "demo",
+	[MODE_SELFTEST_FAIL] = "selftest-fail",
+};
+
+/* The value of the first "mode=" word of the command line. */
+static int cmdline_mode(void)
 {
 	const char *s = boot_cmdline;
+	unsigned int i;
 
 	for (; *s; s++) {
-		if ((s == boot_cmdline || s[-1] == ' ') &&
-		    !strncmp(s, "mode=", 5)) {
-			s += 5;
-			if (!strncmp(s, "bench", 5))
-				return "bench";
-			if (!strncmp(s, "demo", 4))
-				return "demo";
-			return "selftest";
+		if ((s != boot_cmdline && s[-1] != ' ') ||
+		    strncmp(s, "mode=", 5))
+			continue;
+		s += 5;
+		for (i = 0; i < ARRAY_SIZE(mode_names); i++) {
+			size_t n = strlen(mode_names[i]);
+
+			if (!strncmp(s, mode_names[i], n) &&
+			    (s[n] == 0 || s[n] == ' '))
+				return i;
 		}
+		kprintf("sparrow: unknown mode, running the self-test\n");
+		break;
 	}
-	return "selftest";
+	return MODE_SELFTEST;
 }
 
 void kmain(struct trapvm_boot_info *bi);
 void kmain(struct trapvm_boot_info *bi)
 {
-	const char *mode;
-
 	uart_init();
 	if (bi->magic != TRAPVM_BOOT_MAGIC || bi->version < 1)
 		panic("bad boot info magic %x", bi->magic);
@@ -57,16 +68,14 @@ void kmain(struct trapvm_boot_info *bi)
 		memcpy(boot_cmdline, (const void *)bi->cmdline_addr, n);
 		boot_cmdline[n] = 0;
 	}
-	mode = cmdline_mode();
-	boot_mode = !strcmp(mode, "bench") ? MODE_BENCH :
-		    !strcmp(mode, "demo") ? MODE_DEMO : MODE_SELFTEST;
+	boot_mode = cmdline_mode();
 	kprintf("sparrow: booting on %s, %lu MiB, cmdline \"%s\", mode %s\n",
 		(boot_info.flags & TRAPVM_BOOT_F_TRAPVM) ? "trapvm" : "bare metal",
-		boot_info.mem_size >> 20, boot_cmdline, mode);
+		boot_info.mem_size >> 20, boot_cmdline, mode_names[boot_mode]);
 
 	cpu_init();
 	mm_init();
 	proc_init();
 	timer_init();
-	start_init(mode);
+	start_init(boot_mode);
 }

@@ -161,21 +161,16 @@ static int load_program(struct proc *p, struct trapframe *tf,
 	return 0;
 }
 
-void start_init(const char *mode)
+void start_init(int mode)
 {
 	const struct user_prog *prog = user_prog_find("init");
 	struct proc *p = alloc_proc();
-	u64 arg = MODE_SELFTEST;
 	int err;
 
 	if (!prog || !p)
 		panic("cannot create init");
-	if (!strcmp(mode, "bench"))
-		arg = MODE_BENCH;
-	else if (!strcmp(mode, "demo"))
-		arg = MODE_DEMO;
 	memset(p->tf, 0, sizeof(*p->tf));
-	err = load_program(p, p->tf, prog, arg);
+	err = load_program(p, p->tf, prog, mode);
 	if (err)
 		panic("cannot load init: %d", err);
 	prepare_kstack(p);

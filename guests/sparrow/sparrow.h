@@ -234,7 +234,7 @@ struct proc {
 
 extern struct proc *cur;
 void proc_init(void);
-void start_init(const char *mode) __attribute__((noreturn));
+void start_init(int mode) __attribute__((noreturn));
 void schedule(void);
 void do_exit(int status) __attribute__((noreturn));
 long do_fork(struct trapframe *tf);

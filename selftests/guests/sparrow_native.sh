@@ -1,0 +1,111 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the sparrow guest natively (QEMU TCG, no trapvm) and check what it
+# reports.  A boot passes only if QEMU's exit code carries the expected
+# guest status (isa-debug-exit: (status << 1) | 1) AND the serial log has
+# the expected markers, so neither a crash nor a hang nor a lying exit
+# path can pass.  Output: TAP.
+#
+#   selftests/guests/sparrow_native.sh [path/to/sparrow.elf]
+#
+# Environment: QEMU (default qemu-system-x86_64), TIMEOUT (seconds per
+# boot, default 60), KEEP_LOGS=1 to keep the serial logs.
+
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+kernel=${1:-$top/guests/sparrow/sparrow.elf}
+qemu=${QEMU:-qemu-system-x86_64}
+timeout=${TIMEOUT:-60}
+logdir=$(mktemp -d /tmp/sparrow-native.XXXXXX)
+n=0
+failed=0
+
+if [ ! -f "$kernel" ]; then
+	make -C "$top/guests/sparrow" >/dev/null || exit 1
+fi
+
+# boot NAME MODE "QEMU ARGS": sets $rc, $log
+boot() {
+	log=$logdir/$1.log
+	start=$(date +%s.%N)
+	# shellcheck disable=SC2086
+	timeout "$timeout" "$qemu" -accel tcg $3 -m 256 -kernel "$kernel" \
+		-append "mode=$2" \
+		-device isa-debug-exit,iobase=0xf4,iosize=4 \
+		-serial "file:$log" -display none -no-reboot -nodefaults \
+		</dev/null >"$logdir/$1.qemu" 2>&1
+	rc=$?
+	end=$(date +%s.%N)
+	secs=$(awk "BEGIN { printf \"%.1f\", $end - $start }")
+	echo "# $1: qemu exit $rc in ${secs}s"
+}
+
+result() {
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		failed=$((failed + 1))
+		if [ -f "$log" ]; then
+			grep -E '^not ok|killed|PANIC' "$log" | sed 's/^/#   /'
+			sed 's/^/#   /' "$log" | tail -n 8
+		fi
+	fi
+}
+
+# Self-test: status 0 (QEMU exit 1), every TAP line ok, plan matches.
+selftest() {
+	boot "$1" selftest "$2"
+	nok=$(grep -c '^ok [0-9]' "$log")
+	nnot=$(grep -c '^not ok' "$log")
+	plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | tr -d '\r')
+	[ "$rc" = 1 ] && [ "$nnot" = 0 ] && [ -n "$plan" ] &&
+		[ "$nok" = "$plan" ] && [ "$nok" -ge 40 ] &&
+		grep -q '^sparrow-selftest: PASS' "$log" &&
+		grep -q 'init exited with status 0' "$log"
+	result $? "sparrow selftest natively, $1 ($nok/${plan:-?} ok)"
+}
+
+echo "TAP version 13"
+echo "1..7"
+
+selftest cpu-max "-cpu max"
+selftest smp1 "-cpu max -smp 1"
+selftest la57-off "-cpu max,la57=off"
+selftest smp2-intel "-cpu max,vendor=GenuineIntel -smp 2"
+
+# A deliberately failing self-test must be reported as a failure.
+boot fail-injected selftest-fail "-cpu max"
+[ "$rc" = 3 ] && grep -q '^not ok .*deliberately failing' "$log" &&
+	grep -q '^sparrow-selftest: FAIL' "$log"
+result $? "injected self-test failure gives status 1 (qemu exit 3)"
+
+# Bench: every operation reported once, machine-readable.
+boot bench bench "-cpu max"
+good=0
+for op in null_syscall ctxsw_2proc ctxsw_16proc page_fault fork_exit_wait \
+	  fork_exec_wait map_touch_64m cpu_loop_1m; do
+	grep -Eq "^bench $op iters=[0-9]+ ns_per_op=[0-9]+\.[0-9]+" "$log" ||
+		good=1
+done
+[ "$rc" = 1 ] && [ "$good" = 0 ]
+result $? "sparrow bench mode reports every operation"
+grep '^bench ' "$log" | tr -d '\r' | sed 's/^/# /'
+
+# Demo: four workers, each line whole, and the workers interleave (A's
+# last step comes after B's first), which needs timer preemption.
+boot demo demo "-cpu max"
+a_last=$(grep -n '^\[A\] pid [0-9]* step 5' "$log" | cut -d: -f1)
+b_first=$(grep -n '^\[B\] pid [0-9]* step 0' "$log" | cut -d: -f1)
+[ "$rc" = 1 ] && [ "$(grep -c '^\[[ABCD]\] pid [0-9]* step [0-5]' "$log")" = 24 ] &&
+	[ -n "$a_last" ] && [ -n "$b_first" ] && [ "$a_last" -gt "$b_first" ]
+result $? "sparrow demo: 4 preempted processes interleave"
+
+if [ "${KEEP_LOGS:-0}" = 1 ]; then
+	echo "# logs kept in $logdir"
+else
+	rm -rf "$logdir"
+fi
+[ "$failed" = 0 ]
