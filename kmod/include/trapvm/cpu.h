@@ -58,6 +58,11 @@ struct trapvm_cpu {
 	u64 pat;
 	u64 apic_base;
 	u64 sysenter_cs, sysenter_esp, sysenter_eip;
+
+	/* emulator state and configuration (vcpu/emulate.c) */
+	u64 dr[8];		/* debug registers; [4]/[5] unused */
+	u64 xcr0_supported;	/* XCR0 bits XSETBV accepts; 0: x87|SSE|AVX */
+	u8 maxphyaddr;		/* guest physical address bits; 0: 52 */
 };
 
 #endif /* _TRAPVM_CPU_H */
