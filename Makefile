@@ -13,7 +13,7 @@ KDIR ?= /lib/modules/$(shell uname -r)/build
 
 .PHONY: all module tools clean check demo
 
-all: module tools
+all: module tools guests
 
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
@@ -24,4 +24,15 @@ tools:
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C tools/vmctl clean
+	$(MAKE) -C guests/sparrow clean
 	rm -rf build
+
+# --- guests: the sparrow guest OS (guests/sparrow, Documentation/guest-os.rst)
+.PHONY: guests check-guests
+guests:
+	$(MAKE) -C guests/sparrow
+
+check: check-guests
+check-guests: guests
+	selftests/guests/sparrow_native.sh
+# --- end guests
