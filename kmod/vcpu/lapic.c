@@ -694,24 +694,24 @@ int trapvm_lapic_set_apic_base(struct trapvm_lapic *a, u64 val,
 
 bool trapvm_lapic_is_msr(u32 msr)
 {
-	return msr == TRAPVM_MSR_APIC_BASE || msr == TRAPVM_MSR_TSC_DEADLINE ||
-	       (msr >= TRAPVM_MSR_X2APIC_FIRST &&
-		msr <= TRAPVM_MSR_X2APIC_LAST);
+	return msr == TRAPVM_LAPIC_MSR_APIC_BASE || msr == TRAPVM_LAPIC_MSR_TSC_DEADLINE ||
+	       (msr >= TRAPVM_LAPIC_MSR_FIRST &&
+		msr <= TRAPVM_LAPIC_MSR_LAST);
 }
 
 int trapvm_lapic_rdmsr(struct trapvm_lapic *a, u32 msr, u64 *val)
 {
 	switch (msr) {
-	case TRAPVM_MSR_APIC_BASE:
+	case TRAPVM_LAPIC_MSR_APIC_BASE:
 		*val = a->apic_base;
 		return 0;
-	case TRAPVM_MSR_TSC_DEADLINE:
+	case TRAPVM_LAPIC_MSR_TSC_DEADLINE:
 		/* SDM: reads as 0 outside TSC-deadline mode */
 		*val = timer_mode(a) == TRAPVM_APIC_TIMER_TSCDEADLINE ?
 		       a->tsc_deadline : 0;
 		return 0;
 	}
-	if (msr < TRAPVM_MSR_X2APIC_FIRST || msr > TRAPVM_MSR_X2APIC_LAST ||
+	if (msr < TRAPVM_LAPIC_MSR_FIRST || msr > TRAPVM_LAPIC_MSR_LAST ||
 	    !x2apic_mode(a))
 		return TRAPVM_LAPIC_GP;
 	return x2apic_read(a, msr, val);
@@ -720,13 +720,13 @@ int trapvm_lapic_rdmsr(struct trapvm_lapic *a, u32 msr, u64 *val)
 int trapvm_lapic_wrmsr(struct trapvm_lapic *a, u32 msr, u64 val)
 {
 	switch (msr) {
-	case TRAPVM_MSR_APIC_BASE:
+	case TRAPVM_LAPIC_MSR_APIC_BASE:
 		return trapvm_lapic_set_apic_base(a, val, false);
-	case TRAPVM_MSR_TSC_DEADLINE:
+	case TRAPVM_LAPIC_MSR_TSC_DEADLINE:
 		write_tsc_deadline(a, val);
 		return 0;
 	}
-	if (msr < TRAPVM_MSR_X2APIC_FIRST || msr > TRAPVM_MSR_X2APIC_LAST ||
+	if (msr < TRAPVM_LAPIC_MSR_FIRST || msr > TRAPVM_LAPIC_MSR_LAST ||
 	    !x2apic_mode(a))
 		return TRAPVM_LAPIC_GP;
 	return x2apic_write(a, msr, val);

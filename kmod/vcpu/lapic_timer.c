@@ -8,13 +8,15 @@
  * vcpu->mutex, i.e. the vCPU thread inside TRAPVM_RUN or a register ioctl.
  * Everything else (the hrtimer callback, TRAPVM_INTERRUPT from another
  * thread) only sets bits and kicks; trapvm_vcpu_apic_sync(), called by the
- * run loop, folds those bits into the model.  A kick wakes a halted vCPU
- * (vcpu->wq) and sends the reschedule IPI of kick_process() to the CPU
- * running the vCPU thread: taken as a host interrupt while the guest runs,
- * it makes the world switch return to the host, where the run loop sees
- * the event.  The run loop checks trapvm_vcpu_apic_events_pending() with
- * interrupts disabled right before entering the guest, so an IPI sent
- * after that check stays pending and exits the guest at once.
+ * run loop, folds those bits into the model.  The kick (trapvm_vcpu_kick(),
+ * safe in hard interrupt context) wakes a halted vCPU (vcpu->wq) and sends
+ * the reschedule IPI of kick_process() to the CPU running the vCPU thread:
+ * taken as a host interrupt while the guest runs, it makes the world switch
+ * return to the host, where the run loop sees the event.  When the hrtimer
+ * fires on the vCPU's own CPU, its interrupt alone stops the guest.  The
+ * run loop checks trapvm_vcpu_apic_events_pending() with interrupts
+ * disabled right before entering the guest, so an IPI sent after that
+ * check stays pending and exits the guest at once.
  *
  * The hrtimer runs in HRTIMER_MODE_ABS_HARD: the callback is a few atomic
  * operations, and hard-interrupt expiry gives the guest its timer interrupt
@@ -35,6 +37,7 @@
 #include <linux/trapvm_guest.h>
 
 #include "../trapvm.h"
+#include <trapvm/emulate.h>
 #include <trapvm/lapic.h>
 
 static u64 apic_now_ns(void *ctx)
@@ -75,24 +78,33 @@ static const struct trapvm_lapic_ops apic_ops = {
 	.cancel_timer = apic_cancel_timer,
 };
 
-/* Any context, hard interrupts included. */
-static void apic_kick(struct trapvm_vcpu *vcpu)
+/*
+ * vcpu->cpu keeps copies of IA32_APIC_BASE and CR8 for the register
+ * ioctls and the emulator.  A copy that changed since the last push was
+ * written by them: apply it to the model (as a host-initiated write for
+ * APIC_BASE; guest WRMSRs should come through trapvm_vcpu_apic_wrmsr() to
+ * get the transition rules).  Then write the model's values back.
+ */
+static void apic_pull(struct trapvm_vcpu *vcpu)
 {
-	struct task_struct *task;
+	struct trapvm_vcpu_apic *va = vcpu->apic;
+	struct trapvm_cpu *cpu = &vcpu->cpu;
 
-	/* the event bit must be visible before we look at the vCPU */
-	smp_mb__after_atomic();
-	wake_up(&vcpu->wq);
-	/*
-	 * run_task is non-NULL only while the task is inside TRAPVM_RUN, so
-	 * it cannot have been released yet, and a task_struct is freed only
-	 * after an RCU grace period.
-	 */
-	rcu_read_lock();
-	task = READ_ONCE(vcpu->run_task);
-	if (task)
-		kick_process(task);	/* no IPI if it is us or not running */
-	rcu_read_unlock();
+	if (cpu->apic_base != va->seen_apic_base)
+		trapvm_lapic_set_apic_base(&va->lapic, cpu->apic_base, true);
+	if (cpu->cr8 != va->seen_cr8)
+		trapvm_lapic_set_cr8(&va->lapic, cpu->cr8 & 0xf);
+}
+
+static void apic_push(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_vcpu_apic *va = vcpu->apic;
+	struct trapvm_cpu *cpu = &vcpu->cpu;
+
+	cpu->apic_base = trapvm_lapic_get_apic_base(&va->lapic);
+	cpu->cr8 = trapvm_lapic_get_cr8(&va->lapic);
+	va->seen_apic_base = cpu->apic_base;
+	va->seen_cr8 = cpu->cr8;
 }
 
 static enum hrtimer_restart apic_timer_fn(struct hrtimer *timer)
@@ -101,7 +113,9 @@ static enum hrtimer_restart apic_timer_fn(struct hrtimer *timer)
 		container_of(timer, struct trapvm_vcpu_apic, timer);
 
 	set_bit(TRAPVM_APIC_EV_TIMER, &va->events);
-	apic_kick(va->vcpu);
+	/* the event bit must be visible before the kick looks at the vCPU */
+	smp_mb__after_atomic();
+	trapvm_vcpu_kick(va->vcpu);
 	/* a periodic timer is re-armed by the model in the vCPU thread */
 	return HRTIMER_NORESTART;
 }
@@ -123,7 +137,10 @@ int trapvm_vcpu_apic_create(struct trapvm_vcpu *vcpu)
 	va->timer.function = apic_timer_fn;
 	trapvm_lapic_init(&va->lapic, vcpu->id, boot_cpu_data.x86_phys_bits,
 			  tsc_khz, &apic_ops, va);
+	/* start in the reset state vcpu.c chose for IA32_APIC_BASE */
+	trapvm_lapic_set_apic_base(&va->lapic, vcpu->cpu.apic_base, true);
 	vcpu->apic = va;
+	apic_push(vcpu);
 	return 0;
 }
 
@@ -144,14 +161,16 @@ void trapvm_vcpu_apic_sync(struct trapvm_vcpu *vcpu)
 	struct trapvm_vcpu_apic *va = vcpu->apic;
 	unsigned int v;
 
+	apic_pull(vcpu);
 	if (test_and_clear_bit(TRAPVM_APIC_EV_TIMER, &va->events))
 		trapvm_lapic_timer_expired(&va->lapic, ktime_get_ns());
 
-	if (bitmap_empty(vcpu->pending_irqs, TRAPVM_NR_VECTORS))
-		return;
-	for_each_set_bit(v, vcpu->pending_irqs, TRAPVM_NR_VECTORS)
-		if (test_and_clear_bit(v, vcpu->pending_irqs))
-			trapvm_lapic_set_irq(&va->lapic, v);
+	if (!bitmap_empty(vcpu->pending_irqs, TRAPVM_NR_VECTORS)) {
+		for_each_set_bit(v, vcpu->pending_irqs, TRAPVM_NR_VECTORS)
+			if (test_and_clear_bit(v, vcpu->pending_irqs))
+				trapvm_lapic_set_irq(&va->lapic, v);
+	}
+	apic_push(vcpu);
 }
 
 bool trapvm_vcpu_apic_events_pending(struct trapvm_vcpu *vcpu)
@@ -171,5 +190,47 @@ void trapvm_vcpu_apic_post_irq(struct trapvm_vcpu *vcpu, unsigned int vector)
 	if (vector >= TRAPVM_NR_VECTORS)
 		return;
 	set_bit(vector, vcpu->pending_irqs);
-	apic_kick(vcpu);
+	/* the bit must be visible before the kick looks at the vCPU */
+	smp_mb__after_atomic();
+	trapvm_vcpu_kick(vcpu);
+}
+
+int trapvm_vcpu_apic_rdmsr(struct trapvm_vcpu *vcpu, u32 msr, u64 *val)
+{
+	int ret;
+
+	if (!trapvm_lapic_is_msr(msr))
+		return TRAPVM_MSR_UNHANDLED;
+	apic_pull(vcpu);
+	ret = trapvm_lapic_rdmsr(&vcpu->apic->lapic, msr, val);
+	apic_push(vcpu);
+	return ret ? TRAPVM_MSR_GP : TRAPVM_MSR_OK;
+}
+
+int trapvm_vcpu_apic_wrmsr(struct trapvm_vcpu *vcpu, u32 msr, u64 val)
+{
+	int ret;
+
+	if (!trapvm_lapic_is_msr(msr))
+		return TRAPVM_MSR_UNHANDLED;
+	apic_pull(vcpu);
+	ret = trapvm_lapic_wrmsr(&vcpu->apic->lapic, msr, val);
+	apic_push(vcpu);
+	return ret ? TRAPVM_MSR_GP : TRAPVM_MSR_OK;
+}
+
+int trapvm_vcpu_apic_set_cr8(struct trapvm_vcpu *vcpu, u64 val)
+{
+	int ret;
+
+	apic_pull(vcpu);
+	ret = trapvm_lapic_set_cr8(&vcpu->apic->lapic, val);
+	apic_push(vcpu);
+	return ret ? TRAPVM_MSR_GP : TRAPVM_MSR_OK;
+}
+
+u64 trapvm_vcpu_apic_get_cr8(struct trapvm_vcpu *vcpu)
+{
+	apic_pull(vcpu);
+	return trapvm_lapic_get_cr8(&vcpu->apic->lapic);
 }

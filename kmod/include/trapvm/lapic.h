@@ -35,10 +35,10 @@
 #define TRAPVM_LAPIC_MIN_PERIOD_NS	100000ULL
 
 /* MSRs */
-#define TRAPVM_MSR_APIC_BASE		0x01b
-#define TRAPVM_MSR_TSC_DEADLINE		0x6e0
-#define TRAPVM_MSR_X2APIC_FIRST		0x800
-#define TRAPVM_MSR_X2APIC_LAST		0x8ff
+#define TRAPVM_LAPIC_MSR_APIC_BASE	0x01b
+#define TRAPVM_LAPIC_MSR_TSC_DEADLINE	0x6e0
+#define TRAPVM_LAPIC_MSR_FIRST		0x800	/* the x2APIC range */
+#define TRAPVM_LAPIC_MSR_LAST		0x8ff
 
 #define TRAPVM_X2APIC_ID		0x802
 #define TRAPVM_X2APIC_VERSION		0x803
@@ -250,17 +250,26 @@ struct trapvm_vcpu_apic {
 	struct trapvm_vcpu *vcpu;
 	struct hrtimer timer;
 	unsigned long events;		/* TRAPVM_APIC_EV_* bits, atomic */
+	/* what vcpu->cpu.{apic_base,cr8} held when last synchronised */
+	u64 seen_apic_base;
+	u64 seen_cr8;
 };
 
 #define TRAPVM_APIC_EV_TIMER		0	/* the hrtimer fired */
 
-/* vCPU creation/destruction: allocate vcpu->apic, start/stop the timer. */
+/*
+ * vCPU creation (after vcpu->cpu holds its reset state) and destruction
+ * (no RUN in progress): allocate vcpu->apic, stop the timer.
+ */
 int trapvm_vcpu_apic_create(struct trapvm_vcpu *vcpu);
 void trapvm_vcpu_apic_destroy(struct trapvm_vcpu *vcpu);
 
 /*
  * Run loop, vCPU thread: fold expired timers and vcpu->pending_irqs into
- * the model.  Call before trapvm_lapic_pending_irq() on every entry.
+ * the model, and reconcile vcpu->cpu.apic_base/cr8 with it (whoever wrote
+ * those fields -- SET_SREGS, an emulated MOV CR8 -- is applied to the
+ * model; the model's values are written back).  Call before
+ * trapvm_lapic_pending_irq() on every entry.
  */
 void trapvm_vcpu_apic_sync(struct trapvm_vcpu *vcpu);
 /*
@@ -270,8 +279,18 @@ void trapvm_vcpu_apic_sync(struct trapvm_vcpu *vcpu);
 bool trapvm_vcpu_apic_events_pending(struct trapvm_vcpu *vcpu);
 /* HLT: sync, then is a deliverable interrupt pending?  For wait_event(). */
 bool trapvm_vcpu_apic_has_work(struct trapvm_vcpu *vcpu);
-/* Queue an interrupt from any context (TRAPVM_INTERRUPT) and kick. */
+/* Queue an interrupt from any context (like TRAPVM_INTERRUPT) and kick. */
 void trapvm_vcpu_apic_post_irq(struct trapvm_vcpu *vcpu, unsigned int vector);
+/*
+ * For the emulator's rdmsr/wrmsr hooks: IA32_APIC_BASE, IA32_TSC_DEADLINE
+ * and 0x800-0x8ff.  Return TRAPVM_MSR_OK, TRAPVM_MSR_GP, or
+ * TRAPVM_MSR_UNHANDLED for other MSRs (<trapvm/emulate.h>).
+ */
+int trapvm_vcpu_apic_rdmsr(struct trapvm_vcpu *vcpu, u32 msr, u64 *val);
+int trapvm_vcpu_apic_wrmsr(struct trapvm_vcpu *vcpu, u32 msr, u64 val);
+/* MOV to/from CR8 (TRAPVM_MSR_OK or TRAPVM_MSR_GP for bits 63:4). */
+int trapvm_vcpu_apic_set_cr8(struct trapvm_vcpu *vcpu, u64 val);
+u64 trapvm_vcpu_apic_get_cr8(struct trapvm_vcpu *vcpu);
 #endif /* __KERNEL__ */
 
 #endif /* _TRAPVM_LAPIC_H */
