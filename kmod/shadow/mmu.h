@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * trapvm shadow MMU, first version: the shadow page tables are a TLB.
+ *
+ * The guest (virtual CPL0 and CPL3 alike) runs at hardware CPL3 with CR3
+ * pointing at a shadow root built here.  Shadow leaves are filled on
+ * demand from the guest's own 4-level tables (walk.c): a hardware #PF
+ * that the guest's translation permits is a "hidden" fault, fixed here and
+ * never seen by the guest; one it does not permit is injected as the #PF
+ * the guest's tables give.  Without write tracking the shadow may be stale
+ * exactly as a TLB may be: it is dropped when the guest loads CR3 or
+ * changes paging modes, and INVLPG drops what the SDM says it invalidates.
+ *
+ * Views.  Both guest modes run at CPL3, so hardware U/S cannot separate
+ * them: each vCPU has one shadow root per view (enum trapvm_view in
+ * <trapvm/walk.h>): guest user mode (only guest user pages), guest kernel
+ * mode with SMAP closed, guest kernel mode with SMAP open (SMAP off or
+ * RFLAGS.AC = 1).  The kernel views map guest supervisor pages
+ * user-accessible.
+ *
+ * Host paging depth.  With 5-level host paging the root is a PML5 whose
+ * slot 0 holds the PML4 of the guest's lower half and slot 511 the PML4
+ * of its upper half; a guest address that is not canonical in 48 bits
+ * faults through the empty PML5 slots and is reported as
+ * TRAPVM_MMU_FAULT_GP.
+ *
+ * The hole (TRAPVM_HOLE_START..END, PML4 slots 256..271 of the upper
+ * half): never filled from the guest's tables.  The world switch puts its
+ * per-CPU switcher PDPT into slot 256 of the current root before every
+ * entry (trapvm_mmu_hole_slot()); this code never reads or frees it.
+ *
+ * What a shadow leaf holds: the host page backing the guest frame (a page
+ * reference is held per leaf), P, U/S = 1, R/W only if the guest's view
+ * may write and the guest's D flag is set, NX if the view may not fetch.
+ * Guest 2 MiB and 1 GiB pages are shadowed with 4 KiB leaves.  Nothing but
+ * guest RAM pages is ever mapped.
+ *
+ * Hardware TLB: this code changes the shadow while the host CR3 is loaded;
+ * the world switch must load the shadow CR3 without PCID no-flush on every
+ * entry, so the hardware never uses a stale shadow translation.
+ *
+ * Locking: every function here runs under vcpu->mutex (the RUN loop and
+ * the register ioctls), except trapvm_mmu_request_zap() which may be
+ * called from anywhere.  Everything may sleep (allocations, first touch
+ * of guest memory) except trapvm_mmu_root() and trapvm_mmu_hole_slot().
+ *
+ * Counters (vcpu->stats): MMU_HIDDEN_PF, MMU_CR3_LOADS, MMU_INVLPG,
+ * MMU_SHADOW_ALLOC, MMU_SHADOW_FREE, and INJ_PF for the #PFs that
+ * trapvm_mmu_page_fault() returns for injection (counted here, not by the
+ * delivery code, for that path only).
+ */
+#ifndef _TRAPVM_SHADOW_MMU_H
+#define _TRAPVM_SHADOW_MMU_H
+
+#include <linux/types.h>
+#include <linux/atomic.h>
+#include <trapvm/walk.h>
+#include <trapvm/emulate.h>	/* struct trapvm_fault */
+
+struct trapvm_vcpu;
+
+/* The shadow top level(s) of one view. */
+struct trapvm_shadow_root {
+	u64 *top;		/* the page CR3 points at: PML4, or PML5 */
+	/* [0] lower half, [1] upper half; both == top with 4-level paging */
+	u64 *pml4[2];
+};
+
+/* Per vCPU, at vcpu->mmu (allocated by trapvm_mmu_init()). */
+struct trapvm_vcpu_mmu {
+	struct trapvm_shadow_root roots[TRAPVM_NR_VIEWS];
+	enum trapvm_view cur;	/* the view of the last trapvm_mmu_root() */
+	bool la57;		/* host 5-level paging: roots are PML5s */
+	unsigned long nr_pages;	/* shadow table pages now, roots included */
+	u64 mmio_gpa;		/* of the last TRAPVM_MMU_FAULT_MMIO */
+	atomic_t zap_request;	/* trapvm_mmu_request_zap() */
+};
+
+/*
+ * RESUME  fixed (or nothing to do): re-enter the guest.
+ * INJECT  deliver *inject (a #PF) to the guest.
+ * MMIO    the access goes to a gpa outside RAM: emulate the instruction;
+ *         trapvm_mmu_mmio_gpa() says where.
+ * GP      non-canonical address: *inject is #GP(0) (the caller may make it
+ *         #SS for a stack access).
+ * KILL    internal failure (out of memory, a shadow bug): stop the VM.
+ */
+enum trapvm_mmu_fault_result {
+	TRAPVM_MMU_FAULT_RESUME,
+	TRAPVM_MMU_FAULT_INJECT,
+	TRAPVM_MMU_FAULT_MMIO,
+	TRAPVM_MMU_FAULT_GP,
+	TRAPVM_MMU_FAULT_KILL,
+};
+
+/*
+ * Set up vcpu->mmu (the roots of every view) and free it.  Call init when
+ * the vCPU is created (after vcpu->vm is set), destroy when it is freed;
+ * destroy frees every shadow page and drops every page reference, and is
+ * a no-op if init failed or never ran.  init returns 0 or -ENOMEM.
+ */
+int trapvm_mmu_init(struct trapvm_vcpu *vcpu);
+void trapvm_mmu_destroy(struct trapvm_vcpu *vcpu);
+
+/*
+ * The hardware CR3 value to enter the guest with, for the current virtual
+ * mode (vcpu->cpu.cpl, CR4.SMAP, RFLAGS.AC).  Call before every entry;
+ * performs a zap requested by trapvm_mmu_request_zap() first.  Never
+ * fails.  Does not sleep.
+ */
+phys_addr_t trapvm_mmu_root(struct trapvm_vcpu *vcpu);
+
+/*
+ * The entry of the root returned by the last trapvm_mmu_root() that covers
+ * TRAPVM_HOLE_START (PML4 slot 256; under PML5 slot 511 with 5-level host
+ * paging).  The world switch writes this CPU's switcher PDPT there before
+ * every entry.  Slots 256..271 are never filled from the guest's tables.
+ */
+u64 *trapvm_mmu_hole_slot(struct trapvm_vcpu *vcpu);
+
+/*
+ * A #PF taken while the guest ran: @cr2 the faulting address, @hw_error
+ * the hardware error code (W and I/D say what the access was).  Walks the
+ * guest's tables in the current virtual mode:
+ *   the guest translation permits it -> fill the shadow, RESUME;
+ *   it does not -> *inject = the guest's #PF (guest error code, CR2), INJECT;
+ *   the page is outside guest RAM -> MMIO (gpa in trapvm_mmu_mmio_gpa());
+ *   the address is not canonical (5-level hosts) -> GP;
+ *   out of memory or an inconsistent shadow -> KILL.
+ */
+enum trapvm_mmu_fault_result trapvm_mmu_page_fault(struct trapvm_vcpu *vcpu,
+						   u64 cr2, u32 hw_error,
+						   struct trapvm_fault *inject);
+
+/* The guest-physical address of the last MMIO result. */
+static inline u64 trapvm_mmu_mmio_gpa(struct trapvm_vcpu_mmu *mmu)
+{
+	return mmu->mmio_gpa;
+}
+
+/* The guest loaded CR3 (with or without PCID no-flush): drop the shadow. */
+void trapvm_mmu_load_cr3(struct trapvm_vcpu *vcpu);
+
+/*
+ * The guest executed INVLPG @gva: drop the shadow translation of @gva in
+ * every view, the whole guest page if it came from a 2 MiB or 1 GiB guest
+ * page.
+ */
+void trapvm_mmu_invlpg(struct trapvm_vcpu *vcpu, u64 gva);
+
+/* CR0.PG/WP, CR4.PGE/PSE/PAE/SMEP/SMAP/PKE or EFER.NXE changed: drop. */
+void trapvm_mmu_reset(struct trapvm_vcpu *vcpu);
+
+/*
+ * Ask for the whole shadow to be dropped before the next entry (e.g. the
+ * balloon or page sharing replaced a guest page).  Any context; the caller
+ * kicks the vCPU out of the guest if it is running.
+ */
+void trapvm_mmu_request_zap(struct trapvm_vcpu *vcpu);
+
+/*
+ * Guest-virtual memory access for the emulator, with the guest's
+ * permission semantics for @access (TRAPVM_ACC_*, as in <trapvm/emulate.h>:
+ * WRITE/FETCH/USER/IMPLICIT; trapvm_mmu_write_gva adds WRITE and
+ * trapvm_mmu_fetch adds FETCH), setting A/D flags in the guest's tables
+ * like the processor.  @len may cross pages.  Returns 0 when done, else a
+ * nonzero enum trapvm_mmu_fault_result:
+ *   INJECT  *f is the #PF to raise (nothing written),
+ *   GP      *f is #GP(0) (non-canonical @gva),
+ *   MMIO    a page is outside RAM: trapvm_mmu_mmio_gpa() (nothing copied),
+ *   KILL    out of memory or a failing guest memory access.
+ * A write spanning pages checks every page before writing any byte.
+ */
+int trapvm_mmu_read_gva(struct trapvm_vcpu *vcpu, u64 gva, void *buf,
+			unsigned int len, unsigned int access,
+			struct trapvm_fault *f);
+int trapvm_mmu_write_gva(struct trapvm_vcpu *vcpu, u64 gva, const void *buf,
+			 unsigned int len, unsigned int access,
+			 struct trapvm_fault *f);
+int trapvm_mmu_fetch(struct trapvm_vcpu *vcpu, u64 gva, void *buf,
+		     unsigned int len, unsigned int access,
+		     struct trapvm_fault *f);
+
+/* Shadow table pages allocated by all vCPUs now (for leak tests). */
+long trapvm_mmu_total_pages(void);
+
+#endif /* _TRAPVM_SHADOW_MMU_H */
