@@ -69,7 +69,7 @@ selftest() {
 }
 
 echo "TAP version 13"
-echo "1..7"
+echo "1..9"
 
 selftest cpu-max "-cpu max"
 selftest smp1 "-cpu max -smp 1"
@@ -102,6 +102,39 @@ b_first=$(grep -n '^\[B\] pid [0-9]* step 0' "$log" | cut -d: -f1)
 [ "$rc" = 1 ] && [ "$(grep -c '^\[[ABCD]\] pid [0-9]* step [0-5]' "$log")" = 24 ] &&
 	[ -n "$a_last" ] && [ -n "$b_first" ] && [ "$a_last" -gt "$b_first" ]
 result $? "sparrow demo: 4 preempted processes interleave"
+
+# Static checks of the image against the trapvm guest ABI.
+log=/dev/null
+# The paravirtual contract: no instruction whose CPL3 behaviour differs
+# silently (PUSHF/POPF, SGDT & co., LAR/LSL/VERR/VERW), no CPUID probing.
+bad=$(objdump -d "$kernel" | awk -F'\t' 'NF >= 3 { split($3, w, " "); print w[1] }' |
+	grep -E '^(pushf|popf|pushfq|popfq|sgdt|sidt|sldt|str|smsw|lar|lsl|verr|verw|cpuid)$' |
+	sort -u | tr '\n' ' ')
+[ -z "$bad" ]
+result $? "sparrow.elf uses no instruction the paravirtual contract forbids ${bad:+($bad)}"
+
+# One file, two entries: the ELF entry is the 64-bit entry (trapvm), the
+# multiboot header (magic, checksum, a.out kludge) points at the 32-bit one.
+entry=$(readelf -h "$kernel" | awk '/Entry point/ { print $4 }')
+start64=$(nm "$kernel" | awk '$3 == "_start64" { print "0x" $1 }')
+start32=$(nm "$kernel" | awk '$3 == "_start32" { print "0x" $1 }')
+# First 8 KiB, one 32-bit word per line; the header is 4-byte aligned.
+mbwords=$(od -An -v -t x4 -w4 -N 8192 "$kernel" | tr -d ' ' |
+	grep -A7 -m1 '^1badb002$' | tr '\n' ' ')
+mb=none
+if [ -n "$mbwords" ]; then
+	# shellcheck disable=SC2086
+	set -- $mbwords
+	sum=$(( (0x$1 + 0x$2 + 0x$3) & 0xffffffff ))
+	if [ "$sum" = 0 ] && [ $(( 0x$2 & 0x10000 )) != 0 ] &&
+	   [ -n "$start32" ] && [ $(( 0x$8 )) = $(( start32 )) ]; then
+		mb=ok
+	else
+		mb=bad
+	fi
+fi
+[ -n "$start64" ] && [ "$((entry))" = "$((start64))" ] && [ "$mb" = ok ]
+result $? "ELF entry is _start64 ($entry), multiboot header enters _start32 ($mb)"
 
 if [ "${KEEP_LOGS:-0}" = 1 ]; then
 	echo "# logs kept in $logdir"
