@@ -105,6 +105,15 @@ static void apic_push(struct trapvm_vcpu *vcpu)
 	cpu->cr8 = trapvm_lapic_get_cr8(&va->lapic);
 	va->seen_apic_base = cpu->apic_base;
 	va->seen_cr8 = cpu->cr8;
+
+	/* the model counts; TRAPVM_GET_STATS shows copies */
+	vcpu->stats[TRAPVM_STAT_APIC_TIMER_FIRED] = va->lapic.stats.timer_fired;
+	vcpu->stats[TRAPVM_STAT_APIC_IRQS_COALESCED] =
+		va->lapic.stats.irqs_coalesced;
+	vcpu->stats[TRAPVM_STAT_APIC_IRQS_DROPPED] =
+		va->lapic.stats.irqs_dropped;
+	vcpu->stats[TRAPVM_STAT_APIC_IPIS_DROPPED] =
+		va->lapic.stats.ipis_dropped;
 }
 
 static enum hrtimer_restart apic_timer_fn(struct hrtimer *timer)

@@ -55,7 +55,12 @@
 	TRAPVM_STAT(MMU_PT_WRITES,	"mmu_pt_writes_emulated")	\
 	TRAPVM_STAT(MMU_FLOODED,	"mmu_flooded_pages")		\
 	TRAPVM_STAT(MMU_ROOT_HIT,	"mmu_root_cache_hits")		\
-	TRAPVM_STAT(MMU_ROOT_MISS,	"mmu_root_cache_misses")
+	TRAPVM_STAT(MMU_ROOT_MISS,	"mmu_root_cache_misses")	\
+	/* virtual x2APIC (copies of the model's counters) */		\
+	TRAPVM_STAT(APIC_TIMER_FIRED,	"apic_timer_expiries")		\
+	TRAPVM_STAT(APIC_IRQS_COALESCED, "apic_irqs_coalesced")		\
+	TRAPVM_STAT(APIC_IRQS_DROPPED,	"apic_irqs_dropped")		\
+	TRAPVM_STAT(APIC_IPIS_DROPPED,	"apic_ipis_dropped")
 
 #define TRAPVM_STAT(id, name) TRAPVM_STAT_##id,
 enum trapvm_vcpu_stat {
