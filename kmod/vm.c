@@ -154,6 +154,7 @@ int trapvm_create_vm(unsigned long type)
 	 * every anon file in the system, and page freeing/merging must be
 	 * able to zap this VM's user mappings only.
 	 */
+	vm->mem.mapping.host = file_inode(file);
 	file->f_mapping = &vm->mem.mapping;
 	fd_install(fd, file);
 	return fd;
