@@ -170,6 +170,8 @@ void trapvm_vcpu_apic_sync(struct trapvm_vcpu *vcpu)
 	struct trapvm_vcpu_apic *va = vcpu->apic;
 	unsigned int v;
 
+	if (!va)
+		return;
 	apic_pull(vcpu);
 	if (test_and_clear_bit(TRAPVM_APIC_EV_TIMER, &va->events))
 		trapvm_lapic_timer_expired(&va->lapic, ktime_get_ns());
@@ -184,12 +186,16 @@ void trapvm_vcpu_apic_sync(struct trapvm_vcpu *vcpu)
 
 bool trapvm_vcpu_apic_events_pending(struct trapvm_vcpu *vcpu)
 {
+	if (!vcpu->apic)
+		return false;
 	return test_bit(TRAPVM_APIC_EV_TIMER, &vcpu->apic->events) ||
 	       !bitmap_empty(vcpu->pending_irqs, TRAPVM_NR_VECTORS);
 }
 
 bool trapvm_vcpu_apic_has_work(struct trapvm_vcpu *vcpu)
 {
+	if (!vcpu->apic)
+		return false;
 	trapvm_vcpu_apic_sync(vcpu);
 	return trapvm_lapic_has_work(&vcpu->apic->lapic);
 }
@@ -208,7 +214,7 @@ int trapvm_vcpu_apic_rdmsr(struct trapvm_vcpu *vcpu, u32 msr, u64 *val)
 {
 	int ret;
 
-	if (!trapvm_lapic_is_msr(msr))
+	if (!vcpu->apic || !trapvm_lapic_is_msr(msr))
 		return TRAPVM_MSR_UNHANDLED;
 	apic_pull(vcpu);
 	ret = trapvm_lapic_rdmsr(&vcpu->apic->lapic, msr, val);
@@ -220,7 +226,7 @@ int trapvm_vcpu_apic_wrmsr(struct trapvm_vcpu *vcpu, u32 msr, u64 val)
 {
 	int ret;
 
-	if (!trapvm_lapic_is_msr(msr))
+	if (!vcpu->apic || !trapvm_lapic_is_msr(msr))
 		return TRAPVM_MSR_UNHANDLED;
 	apic_pull(vcpu);
 	ret = trapvm_lapic_wrmsr(&vcpu->apic->lapic, msr, val);
@@ -232,6 +238,12 @@ int trapvm_vcpu_apic_set_cr8(struct trapvm_vcpu *vcpu, u64 val)
 {
 	int ret;
 
+	if (!vcpu->apic) {
+		if (val >> 4)
+			return TRAPVM_MSR_GP;
+		vcpu->cpu.cr8 = val;
+		return TRAPVM_MSR_OK;
+	}
 	apic_pull(vcpu);
 	ret = trapvm_lapic_set_cr8(&vcpu->apic->lapic, val);
 	apic_push(vcpu);
@@ -240,6 +252,8 @@ int trapvm_vcpu_apic_set_cr8(struct trapvm_vcpu *vcpu, u64 val)
 
 u64 trapvm_vcpu_apic_get_cr8(struct trapvm_vcpu *vcpu)
 {
+	if (!vcpu->apic)
+		return vcpu->cpu.cr8;
 	apic_pull(vcpu);
 	return trapvm_lapic_get_cr8(&vcpu->apic->lapic);
 }
