@@ -393,7 +393,7 @@ static void check_one(const char *what, const struct trapvm_walk_ctx *c,
 }
 
 /* Iterate the paging-mode bits (not PKE) and every access type. */
-static void for_each_mode(const char *what, const struct trapvm_walk_ctx *c0,
+static void check_all_modes(const char *what, const struct trapvm_walk_ctx *c0,
 			  u64 gva, const u64 *e, int leaf)
 {
 	struct trapvm_walk_ctx c = *c0;
@@ -455,7 +455,7 @@ static void test_flag_matrix(int leaf)
 			if (i == nlev - 1 && leaf > 1)
 				e[i] |= B(7);
 		}
-		for_each_mode("flags", &c, TEST_GVA, e, leaf);
+		check_all_modes("flags", &c, TEST_GVA, e, leaf);
 	}
 	snprintf(name, sizeof(name),
 		 "P/RW/US/XD matrix, %s pages, all modes (%ld mismatches)",
@@ -481,15 +481,28 @@ static void test_reserved(void)
 	int np, leaf, lvl, gb;
 	char name[80];
 
-	for (mp = 0; mp < ARRAY_SIZE(maxphys); mp++)
-	for (gb = 0; gb < 2; gb++)
-	for (leaf = 1; leaf <= 3; leaf++)
-	for (lvl = 4; lvl >= leaf; lvl--)
-	for (bi = 0; bi < ARRAY_SIZE(bits); bi++)
-	for (np = 0; np <= 4; np++) {
+	unsigned long combo;
+
+	/* mp x gb x leaf x lvl x bi x np, one counter to keep it flat. */
+	for (combo = 0; combo < ARRAY_SIZE(maxphys) * 2 * 3 * 4 *
+			       ARRAY_SIZE(bits) * 5; combo++) {
 		struct trapvm_walk_ctx c = base_ctx();
+		unsigned long k = combo;
 		u64 e[4] = { 0 };
 		int i;
+
+		np = k % 5;
+		k /= 5;
+		bi = k % ARRAY_SIZE(bits);
+		k /= ARRAY_SIZE(bits);
+		lvl = 4 - k % 4;
+		k /= 4;
+		leaf = 1 + k % 3;
+		k /= 3;
+		gb = k % 2;
+		mp = k / 2;
+		if (lvl < leaf)
+			continue;
 
 		c.maxphyaddr = maxphys[mp];
 		c.gbpages = gb;
@@ -508,7 +521,7 @@ static void test_reserved(void)
 		/* np: 0 = none, else a not-present entry at level np. */
 		if (np >= leaf && np != 0)
 			e[4 - np] &= ~B(0);
-		for_each_mode("rsvd", &c, TEST_GVA, e, leaf);
+		check_all_modes("rsvd", &c, TEST_GVA, e, leaf);
 	}
 	snprintf(name, sizeof(name),
 		 "reserved bits per level, MAXPHYADDR, 1G support (%ld mismatches)",
@@ -523,12 +536,16 @@ static void test_pkeys(void)
 	unsigned int key, adwd;
 	int us, rw;
 
-	for (key = 0; key < 16; key++)
-	for (adwd = 0; adwd < 4; adwd++)
-	for (us = 0; us < 2; us++)
-	for (rw = 0; rw < 2; rw++) {
+	unsigned int combo;
+
+	for (combo = 0; combo < 16 * 4 * 2 * 2; combo++) {
 		struct trapvm_walk_ctx c = base_ctx();
 		u64 e[4] = { 7, 7, 7, 1 };
+
+		rw = combo & 1;
+		us = (combo >> 1) & 1;
+		adwd = (combo >> 2) & 3;
+		key = combo >> 4;
 
 		c.pke = true;
 		/* Other keys all disabled, this one per adwd. */
@@ -539,7 +556,7 @@ static void test_pkeys(void)
 		if (rw)
 			e[3] |= B(1);
 		e[3] |= (u64)key << 59;
-		for_each_mode("pkeys", &c, TEST_GVA, e, 1);
+		check_all_modes("pkeys", &c, TEST_GVA, e, 1);
 	}
 	tap(nr_mismatch == before, "protection keys");
 }
@@ -560,7 +577,7 @@ static void test_canonical(void)
 		struct trapvm_walk_ctx c = base_ctx();
 		u64 e[4] = { 7, 7, 7, 7 };
 
-		for_each_mode("canonical", &c, gvas[i], e, 1);
+		check_all_modes("canonical", &c, gvas[i], e, 1);
 	}
 	tap(nr_mismatch == before, "non-canonical addresses give #GP");
 }
@@ -583,7 +600,7 @@ static void test_hole(void)
 			u64 e[4] = { 7, 7, 7, 7 };
 
 			c.hole = hole;
-			for_each_mode("hole", &c, gvas[i], e, 1);
+			check_all_modes("hole", &c, gvas[i], e, 1);
 		}
 	tap(nr_mismatch == before, "hole PML4 slots 256..271");
 }

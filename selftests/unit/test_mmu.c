@@ -1,0 +1,836 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unit test of the minimal shadow MMU (kmod/shadow/mmu.c), in userspace on
+ * the kernel shim in kshim/: guest page tables are built in fake guest
+ * RAM, trapvm_mmu_page_fault() & co. are called as the world switch would,
+ * and the resulting shadow tables are walked here and checked against
+ * what the test itself knows it mapped: which host page backs each guest
+ * frame, the permissions the guest gave, A/D flags, the views, INVLPG of
+ * 4K/2M/1G guest pages, the hole, MMIO, 4- and 5-level host roots, and
+ * that destroy frees every shadow page and page reference.
+ *
+ * Output: TAP.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <inttypes.h>
+#include <sys/mman.h>
+#include "kshim/kshim.h"
+#include "../../kmod/shadow/mmu.h"
+
+/* ------------------------------------------------------------------ */
+/* The shim's memory                                                   */
+
+unsigned char *kshim_arena;
+struct page kshim_pages[NR_ARENA_PAGES];
+long kshim_pages_used, kshim_bad_frees, kshim_warnings;
+int kshim_la57, kshim_fail_alloc;
+struct kshim_cpuinfo boot_cpu_data = { .x86_phys_bits = 40 };
+static unsigned int next_free;
+
+struct page *alloc_page(gfp_t gfp)
+{
+	unsigned int i;
+
+	/* kshim_fail_alloc = n: the n-th allocation from now fails. */
+	if (kshim_fail_alloc > 0 && --kshim_fail_alloc == 0)
+		return NULL;
+	for (i = 0; i < NR_ARENA_PAGES; i++) {
+		unsigned int n = (next_free + i) % NR_ARENA_PAGES;
+		struct page *page = &kshim_pages[n];
+
+		if (page->refcount)
+			continue;
+		page->refcount = 1;
+		page->private = 0;
+		next_free = n + 1;
+		kshim_pages_used++;
+		/* Garbage unless asked to zero: catches missing __GFP_ZERO. */
+		memset(page_address(page), (gfp & __GFP_ZERO) ? 0 : 0xa5,
+		       PAGE_SIZE);
+		return page;
+	}
+	return NULL;
+}
+
+void __free_page(struct page *page)
+{
+	if (page < kshim_pages || page >= kshim_pages + NR_ARENA_PAGES ||
+	    page->refcount != 1) {
+		kshim_bad_frees++;
+		return;
+	}
+	page->refcount = 0;
+	kshim_pages_used--;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest memory                                                        */
+
+#define GUEST_RAM	(16ULL << 20)
+#define GUEST_GFNS	(GUEST_RAM >> PAGE_SHIFT)
+
+static struct trapvm_vm vm;
+static struct page *gpages[GUEST_GFNS];
+
+struct page *trapvm_gfn_to_page(struct trapvm_vm *v, u64 gfn, bool alloc)
+{
+	if (gfn >= (v->mem.size >> PAGE_SHIFT))
+		return NULL;
+	if (!gpages[gfn]) {
+		if (!alloc)
+			return NULL;
+		gpages[gfn] = alloc_page(__GFP_ZERO);
+		if (!gpages[gfn])
+			return NULL;
+	}
+	get_page(gpages[gfn]);
+	return gpages[gfn];
+}
+
+static int guest_phys_copy(u64 gpa, void *buf, size_t len, bool write)
+{
+	if (gpa + len > GUEST_RAM || gpa + len < gpa)
+		return -EFAULT;
+	while (len) {
+		size_t n = min(len, PAGE_SIZE - (gpa & ~PAGE_MASK));
+		struct page *page = trapvm_gfn_to_page(&vm, gpa >> PAGE_SHIFT,
+						       true);
+		unsigned char *p;
+
+		if (!page)
+			return -ENOMEM;
+		p = (unsigned char *)page_address(page) + (gpa & ~PAGE_MASK);
+		if (write)
+			memcpy(p, buf, n);
+		else
+			memcpy(buf, p, n);
+		put_page(page);
+		buf = (unsigned char *)buf + n;
+		gpa += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int trapvm_read_guest_phys(struct trapvm_vm *v, u64 gpa, void *buf,
+			   size_t len)
+{
+	(void)v;
+	return guest_phys_copy(gpa, buf, len, false);
+}
+
+int trapvm_write_guest_phys(struct trapvm_vm *v, u64 gpa, const void *buf,
+			    size_t len)
+{
+	(void)v;
+	return guest_phys_copy(gpa, (void *)buf, len, true);
+}
+
+static u64 gread64(u64 gpa)
+{
+	u64 v = 0;
+
+	trapvm_read_guest_phys(&vm, gpa, &v, 8);
+	return v;
+}
+
+static void gwrite64(u64 gpa, u64 v)
+{
+	trapvm_write_guest_phys(&vm, gpa, &v, 8);
+}
+
+/* Host physical address of the page backing @gpa (allocating it). */
+static u64 host_pa_of(u64 gpa)
+{
+	struct page *page = trapvm_gfn_to_page(&vm, gpa >> PAGE_SHIFT, true);
+	u64 pa = page_to_phys(page);
+
+	put_page(page);
+	return pa;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest page tables                                                   */
+
+#define P	BIT_ULL(0)
+#define RW	BIT_ULL(1)
+#define US	BIT_ULL(2)
+#define A	BIT_ULL(5)
+#define D	BIT_ULL(6)
+#define PS	BIT_ULL(7)
+#define NX	BIT_ULL(63)
+#define ADDR	0x000ffffffffff000ULL
+
+#define GUEST_CR3	0x100000ULL
+static u64 next_table;
+
+static void guest_tables_reset(void)
+{
+	u64 a;
+
+	for (a = GUEST_CR3; a < GUEST_CR3 + 0x100000; a += 8)
+		gwrite64(a, 0);
+	next_table = GUEST_CR3 + PAGE_SIZE;
+}
+
+static unsigned int gidx(u64 gva, int level)
+{
+	return (gva >> (12 + 9 * (level - 1))) & 511;
+}
+
+/* Address of the guest entry for @gva at @level, creating tables above. */
+static u64 guest_entry(u64 gva, int level)
+{
+	u64 table = GUEST_CR3;
+	int l;
+
+	for (l = 4; l > level; l--) {
+		u64 ea = table + gidx(gva, l) * 8;
+		u64 e = gread64(ea);
+
+		if (!(e & P)) {
+			e = next_table | P | RW | US;
+			next_table += PAGE_SIZE;
+			gwrite64(ea, e);
+		}
+		table = e & ADDR;
+	}
+	return table + gidx(gva, level) * 8;
+}
+
+/* Map @gva -> @gpa with a leaf at @level (1 = 4K, 2 = 2M, 3 = 1G). */
+static u64 guest_map(u64 gva, u64 gpa, int level, u64 flags)
+{
+	u64 ea = guest_entry(gva, level);
+
+	gwrite64(ea, gpa | flags | (level > 1 ? PS : 0));
+	return ea;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading the shadow                                                  */
+
+static struct trapvm_vcpu vcpu;
+
+/* The shadow leaf for @gva under @root_pa (PML5 if la57), or 0. */
+static u64 shadow_leaf(u64 root_pa, u64 gva)
+{
+	u64 *table = __va(root_pa);
+	int level = kshim_la57 ? 5 : 4;
+
+	for (; level >= 1; level--) {
+		unsigned int idx = (gva >> (12 + 9 * (level - 1))) & 511;
+		u64 e = table[idx];
+
+		if (level == 1)
+			return e;
+		if (!(e & P))
+			return 0;
+		if (e & PS)
+			return ~0ULL;	/* the shadow never uses large pages */
+		table = __va(e & ADDR);
+	}
+	return 0;
+}
+
+static void set_mode(int cpl, u64 cr0_extra, u64 cr4, bool nxe, bool ac)
+{
+	vcpu.cpu.cpl = cpl;
+	vcpu.cpu.cr0 = X86_CR0_PG | 1 | cr0_extra;
+	vcpu.cpu.cr4 = cr4 | BIT_ULL(5);
+	vcpu.cpu.efer = BIT_ULL(8) | BIT_ULL(10) | (nxe ? EFER_NX : 0);
+	vcpu.cpu.rflags = 2 | (ac ? X86_EFLAGS_AC : 0);
+	vcpu.cpu.cr3 = GUEST_CR3;
+}
+
+static void kernel_mode(void)
+{
+	set_mode(0, X86_CR0_WP, 0, true, false);
+}
+
+/* ------------------------------------------------------------------ */
+
+static int tap_n, failures;
+
+#define CHECK(cond, ...) do {						\
+	if (!(cond)) {							\
+		printf("# %s:%d: check failed: %s: ", __func__,	\
+		       __LINE__, #cond);				\
+		printf(__VA_ARGS__);					\
+		printf("\n");						\
+		ok = 0;							\
+	}								\
+} while (0)
+
+static void tap(int ok, const char *name)
+{
+	printf("%s %d - %s%s\n", ok ? "ok" : "not ok", ++tap_n, name,
+	       kshim_la57 ? " (5-level host)" : " (4-level host)");
+	if (!ok)
+		failures++;
+}
+
+#define HW_P	1u
+#define HW_W	2u
+#define HW_U	4u
+#define HW_I	16u
+
+static long roots_pages(void)
+{
+	return TRAPVM_NR_VIEWS * (kshim_la57 ? 3 : 1);
+}
+
+/* Every guest page holds only the VM's own reference. */
+static int guest_refs_clean(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < GUEST_GFNS; i++)
+		if (gpages[i] && gpages[i]->refcount != 1)
+			return 0;
+	return 1;
+}
+
+static void setup(void)
+{
+	memset(&vcpu, 0, sizeof(vcpu));
+	vcpu.vm = &vm;
+	vm.mem.size = GUEST_RAM;
+	guest_tables_reset();
+	kernel_mode();
+}
+
+static void test_init_destroy(void)
+{
+	long before;
+	int ok = 1, ret;
+
+	setup();
+	before = kshim_pages_used;
+	ret = trapvm_mmu_init(&vcpu);
+	CHECK(ret == 0, "init %d", ret);
+	CHECK(kshim_pages_used - before == roots_pages(), "%ld pages",
+	      kshim_pages_used - before);
+	CHECK(trapvm_mmu_total_pages() == roots_pages(), "total %ld",
+	      trapvm_mmu_total_pages());
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(vcpu.mmu == NULL, "mmu left");
+	CHECK(kshim_pages_used == before, "leak %ld",
+	      kshim_pages_used - before);
+	trapvm_mmu_destroy(&vcpu);	/* a second destroy is a no-op */
+
+	/* Allocation failure at each step of init: nothing leaks. */
+	for (int n = 1; n <= (int)roots_pages(); n++) {
+		long used = kshim_pages_used;
+
+		kshim_fail_alloc = n;
+		ret = trapvm_mmu_init(&vcpu);
+		kshim_fail_alloc = 0;
+		CHECK(ret == -ENOMEM && !vcpu.mmu, "init, alloc %d fails: %d",
+		      n, ret);
+		CHECK(kshim_pages_used == used, "leak when alloc %d fails", n);
+	}
+	kshim_fail_alloc = 1;
+	ret = trapvm_mmu_init(&vcpu);
+	CHECK(ret == -ENOMEM && !vcpu.mmu, "init with no memory: %d", ret);
+	kshim_fail_alloc = 0;
+	CHECK(kshim_pages_used == before, "leak after failed init");
+	CHECK(kshim_bad_frees == 0 && kshim_warnings == 0, "bad frees %ld",
+	      kshim_bad_frees);
+	tap(ok, "init/destroy, no leak, failed init cleans up");
+}
+
+/* A read then a write through a fresh 4K mapping: the D-bit dance. */
+static void test_hidden_faults(void)
+{
+	const u64 gva = 0x400123, gpa = 0x200000;
+	struct trapvm_fault f;
+	u64 root, leaf, ea;
+	int ok = 1, r;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	ea = guest_map(gva, gpa, 1, P | RW);
+	root = trapvm_mmu_root(&vcpu);
+
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "read fault: %d", r);
+	leaf = shadow_leaf(root, gva);
+	CHECK((leaf & ADDR) == host_pa_of(gpa), "leaf %#" PRIx64, leaf);
+	CHECK((leaf & (P | US)) == (P | US), "leaf %#" PRIx64, leaf);
+	CHECK(!(leaf & RW), "writable before D: %#" PRIx64, leaf);
+	CHECK(!(leaf & NX), "NX on an executable page");
+	CHECK((gread64(ea) & (A | D)) == A, "guest pte %#" PRIx64,
+	      gread64(ea));
+
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_P | HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "write fault: %d", r);
+	leaf = shadow_leaf(root, gva);
+	CHECK(leaf & RW, "not writable after D: %#" PRIx64, leaf);
+	CHECK((gread64(ea) & (A | D)) == (A | D), "guest pte %#" PRIx64,
+	      gread64(ea));
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_HIDDEN_PF] == 2, "hidden %llu",
+	      (unsigned long long)vcpu.stats[TRAPVM_STAT_MMU_HIDDEN_PF]);
+
+	/* Read-only guest page, WP = 1: the write is the guest's #PF. */
+	guest_map(gva + 0x1000, gpa + 0x1000, 1, P);
+	r = trapvm_mmu_page_fault(&vcpu, gva + 0x1000, HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT && f.vector == 14 &&
+	      f.error_code == (HW_P | HW_W) && f.cr2 == gva + 0x1000,
+	      "r %d vector %d error %#x", r, f.vector, f.error_code);
+	CHECK(shadow_leaf(root, gva + 0x1000) == 0, "mapped anyway");
+	/* ... and with WP = 0 the guest kernel may write it. */
+	set_mode(0, 0, 0, true, false);
+	r = trapvm_mmu_page_fault(&vcpu, gva + 0x1000, HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "WP=0 write: %d", r);
+	CHECK(shadow_leaf(trapvm_mmu_root(&vcpu), gva + 0x1000) & RW,
+	      "WP=0 write not mapped writable");
+	kernel_mode();
+
+	/* Not present: #PF with the guest's error code (kernel: U = 0). */
+	r = trapvm_mmu_page_fault(&vcpu, 0x7000000, HW_U | HW_I, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT && f.error_code == HW_I,
+	      "r %d error %#x", r, f.error_code);
+	CHECK(vcpu.stats[TRAPVM_STAT_INJ_PF] == 2, "inj %llu",
+	      (unsigned long long)vcpu.stats[TRAPVM_STAT_INJ_PF]);
+
+	/* NX page: a fetch is the guest's #PF, a read is mapped NX. */
+	guest_map(0x600000, 0x300000, 1, P | NX | A);
+	r = trapvm_mmu_page_fault(&vcpu, 0x600000, HW_U | HW_I, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT &&
+	      f.error_code == (HW_P | HW_I), "r %d error %#x", r,
+	      f.error_code);
+	r = trapvm_mmu_page_fault(&vcpu, 0x600000, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
+	      (shadow_leaf(root, 0x600000) & NX), "NX read %d", r);
+
+	/* A shadow reserved-bit fault is a bug: kill, don't loop. */
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_P | HW_U | 8, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_KILL, "rsvd: %d", r);
+
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(guest_refs_clean(), "page references left");
+	CHECK(trapvm_mmu_total_pages() == 0, "shadow pages left");
+	tap(ok, "hidden faults, D on first write, injected #PF, WP, NX");
+}
+
+/* Guest user and kernel views, SMAP and SMEP. */
+static void test_views(void)
+{
+	const u64 sup = 0x800000, usr = 0x801000;
+	struct trapvm_fault f;
+	u64 kroot, uroot, acroot;
+	int ok = 1, r;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	guest_map(sup, 0x400000, 1, P | RW | A | D);
+	guest_map(usr, 0x401000, 1, P | RW | US | A | D);
+
+	set_mode(0, X86_CR0_WP, X86_CR4_SMEP | X86_CR4_SMAP, true, false);
+	kroot = trapvm_mmu_root(&vcpu);
+	set_mode(0, X86_CR0_WP, X86_CR4_SMEP | X86_CR4_SMAP, true, true);
+	acroot = trapvm_mmu_root(&vcpu);
+	set_mode(3, X86_CR0_WP, X86_CR4_SMEP | X86_CR4_SMAP, true, false);
+	uroot = trapvm_mmu_root(&vcpu);
+	CHECK(kroot != uroot && kroot != acroot && uroot != acroot,
+	      "views share a root");
+
+	/* Guest user mode: its page maps, the kernel's is a #PF(P|U). */
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "user write %d", r);
+	CHECK(shadow_leaf(uroot, usr) & RW, "user leaf");
+	r = trapvm_mmu_page_fault(&vcpu, sup, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT && f.error_code == (HW_P | HW_U),
+	      "user read of kernel page: r %d error %#x", r, f.error_code);
+	CHECK(shadow_leaf(uroot, sup) == 0, "kernel page in user view");
+
+	/* Guest kernel, SMAP closed: user page is a #PF, kernel page maps. */
+	set_mode(0, X86_CR0_WP, X86_CR4_SMEP | X86_CR4_SMAP, true, false);
+	CHECK(trapvm_mmu_root(&vcpu) == kroot, "kernel root changed");
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT && f.error_code == HW_P,
+	      "SMAP read: r %d error %#x", r, f.error_code);
+	r = trapvm_mmu_page_fault(&vcpu, sup, HW_U | HW_I, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "kernel fetch %d", r);
+	CHECK((shadow_leaf(kroot, sup) & (P | US | RW | NX)) ==
+	      (P | US | RW), "kernel leaf %#" PRIx64, shadow_leaf(kroot, sup));
+	CHECK(shadow_leaf(kroot, usr) == 0, "user page in SMAP view");
+
+	/* SMAP open (AC = 1): user page readable/writable, never fetchable
+	 * with SMEP.
+	 */
+	set_mode(0, X86_CR0_WP, X86_CR4_SMEP | X86_CR4_SMAP, true, true);
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "AC write %d", r);
+	CHECK((shadow_leaf(acroot, usr) & (RW | NX)) == (RW | NX),
+	      "AC leaf %#" PRIx64, shadow_leaf(acroot, usr));
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_P | HW_U | HW_I, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT &&
+	      f.error_code == (HW_P | HW_I), "SMEP: r %d error %#x", r,
+	      f.error_code);
+
+	/* SMAP on, SMEP off, AC = 0: fetch from a user page can't be
+	 * expressed: kill rather than loop.
+	 */
+	set_mode(0, X86_CR0_WP, X86_CR4_SMAP, true, false);
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_U | HW_I, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_KILL, "execute-only: %d", r);
+
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(guest_refs_clean() && trapvm_mmu_total_pages() == 0, "leak");
+	tap(ok, "views: guest user, kernel SMAP closed/open, SMEP");
+}
+
+/* INVLPG of 4K, 2M and 1G guest pages; CR3 loads; injected #PF. */
+static void test_invalidation(void)
+{
+	struct trapvm_fault f;
+	u64 root, ea;
+	int ok = 1, r;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	root = trapvm_mmu_root(&vcpu);
+
+	/* 4K: two neighbours, INVLPG drops exactly one. */
+	guest_map(0x1000000, 0x500000, 1, P | RW | A);
+	guest_map(0x1001000, 0x501000, 1, P | RW | A);
+	trapvm_mmu_page_fault(&vcpu, 0x1000000, HW_U, &f);
+	trapvm_mmu_page_fault(&vcpu, 0x1001000, HW_U, &f);
+	CHECK(shadow_leaf(root, 0x1000000) && shadow_leaf(root, 0x1001000),
+	      "not filled");
+	trapvm_mmu_invlpg(&vcpu, 0x1000abc);
+	CHECK(shadow_leaf(root, 0x1000000) == 0, "4K not dropped");
+	CHECK(shadow_leaf(root, 0x1001000) != 0, "neighbour dropped");
+	CHECK(gpages[0x500]->refcount == 1, "ref of the dropped leaf kept");
+
+	/* 2M guest page: INVLPG anywhere in it drops all its leaves. */
+	guest_map(0x40000000, 0x600000, 2, P | RW | A);
+	trapvm_mmu_page_fault(&vcpu, 0x40000000, HW_U, &f);
+	trapvm_mmu_page_fault(&vcpu, 0x40001000, HW_U, &f);
+	r = trapvm_mmu_page_fault(&vcpu, 0x401ff000, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
+	      (shadow_leaf(root, 0x401ff000) & ADDR) == host_pa_of(0x7ff000),
+	      "2M leaf %#" PRIx64, shadow_leaf(root, 0x401ff000));
+	trapvm_mmu_invlpg(&vcpu, 0x40123456);
+	CHECK(!shadow_leaf(root, 0x40000000) &&
+	      !shadow_leaf(root, 0x40001000) &&
+	      !shadow_leaf(root, 0x401ff000), "2M page not dropped");
+	CHECK(shadow_leaf(root, 0x1001000) != 0, "4K page dropped by 2M");
+
+	/* 1G guest page (gpa 0: RAM is its first 16M). */
+	guest_map(0x8000000000ULL, 0, 3, P | RW | A);
+	trapvm_mmu_page_fault(&vcpu, 0x8000003000ULL, HW_U, &f);
+	trapvm_mmu_page_fault(&vcpu, 0x8000a00000ULL, HW_U, &f);
+	CHECK((shadow_leaf(root, 0x8000a00000ULL) & ADDR) ==
+	      host_pa_of(0xa00000), "1G leaf");
+	/* Beyond RAM inside the 1G page: MMIO, with the gpa. */
+	r = trapvm_mmu_page_fault(&vcpu, 0x8012345678ULL, HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_MMIO &&
+	      trapvm_mmu_mmio_gpa(vcpu.mmu) == 0x12345678,
+	      "MMIO r %d gpa %#" PRIx64, r, trapvm_mmu_mmio_gpa(vcpu.mmu));
+	CHECK(shadow_leaf(root, 0x8012345678ULL) == 0, "MMIO mapped");
+	trapvm_mmu_invlpg(&vcpu, 0x803fffffffULL);
+	CHECK(!shadow_leaf(root, 0x8000003000ULL) &&
+	      !shadow_leaf(root, 0x8000a00000ULL), "1G page not dropped");
+
+	/* Injected #PF drops the stale translation of that address. */
+	ea = guest_map(0x1002000, 0x502000, 1, P | RW | A | D);
+	trapvm_mmu_page_fault(&vcpu, 0x1002000, HW_W | HW_U, &f);
+	CHECK(shadow_leaf(root, 0x1002000) & RW, "not writable");
+	gwrite64(ea, 0);	/* the guest unmaps without INVLPG */
+	r = trapvm_mmu_page_fault(&vcpu, 0x1002000, HW_U | HW_I, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT &&
+	      shadow_leaf(root, 0x1002000) == 0, "stale after #PF");
+
+	/* CR3 load: everything but the roots goes. */
+	trapvm_mmu_load_cr3(&vcpu);
+	CHECK(shadow_leaf(root, 0x1001000) == 0, "CR3 load kept a leaf");
+	CHECK(trapvm_mmu_total_pages() == roots_pages(), "tables left: %ld",
+	      trapvm_mmu_total_pages());
+	CHECK(guest_refs_clean(), "page references left");
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_CR3_LOADS] == 1 &&
+	      vcpu.stats[TRAPVM_STAT_MMU_INVLPG] == 3, "counters");
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_SHADOW_ALLOC] -
+	      vcpu.stats[TRAPVM_STAT_MMU_SHADOW_FREE] ==
+	      (u64)roots_pages(), "alloc/free counters");
+
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(trapvm_mmu_total_pages() == 0, "leak");
+	tap(ok, "INVLPG of 4K/2M/1G guest pages, drops by #PF and MOV CR3, MMIO");
+}
+
+/* The hole is never filled, and its slot is left alone. */
+static void test_hole(void)
+{
+	struct trapvm_fault f;
+	struct page *switcher;
+	u64 *slot, root;
+	int ok = 1, r;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	guest_map(0xffff800000001000ULL, 0x200000, 1, P | RW | A);
+	guest_map(0xffff880000001000ULL, 0x201000, 1, P | RW | A);
+	root = trapvm_mmu_root(&vcpu);
+	slot = trapvm_mmu_hole_slot(&vcpu);
+	{
+		u64 *pml4 = __va(root);
+
+		if (kshim_la57)
+			pml4 = __va(pml4[511] & ADDR);
+		CHECK(slot == &pml4[256], "hole slot");
+	}
+	switcher = alloc_page(__GFP_ZERO);
+	*slot = page_to_phys(switcher) | P | RW;
+
+	r = trapvm_mmu_page_fault(&vcpu, 0xffff800000001000ULL, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT && f.error_code == 0,
+	      "hole: r %d error %#x", r, f.error_code);
+	r = trapvm_mmu_page_fault(&vcpu, 0xffff880000001000ULL, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "after the hole: %d", r);
+	CHECK((shadow_leaf(root, 0xffff880000001000ULL) & ADDR) ==
+	      host_pa_of(0x201000), "upper-half leaf");
+	trapvm_mmu_invlpg(&vcpu, 0xffff800000001000ULL);
+	trapvm_mmu_load_cr3(&vcpu);
+	CHECK(*slot == (page_to_phys(switcher) | P | RW),
+	      "hole slot changed");
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(switcher->refcount == 1 && kshim_bad_frees == 0,
+	      "switcher page freed");
+	__free_page(switcher);
+	CHECK(trapvm_mmu_total_pages() == 0, "leak");
+	tap(ok, "hole: never filled, switcher slot untouched");
+}
+
+/* Non-canonical addresses (a 5-level host faults on them). */
+static void test_noncanonical(void)
+{
+	struct trapvm_fault f;
+	char buf[1];
+	int ok = 1, r;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	r = trapvm_mmu_page_fault(&vcpu, 0x0001000000000000ULL, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_GP && f.vector == 13 &&
+	      f.error_code == 0, "r %d", r);
+	r = trapvm_mmu_read_gva(&vcpu, 0xfffe000000000000ULL, buf, 1, 0, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_GP, "read_gva r %d", r);
+	trapvm_mmu_invlpg(&vcpu, 0x0001000000000000ULL);	/* a no-op */
+	trapvm_mmu_destroy(&vcpu);
+	tap(ok, "non-canonical addresses give GP");
+}
+
+/* Guest-virtual access for the emulator. */
+static void test_gva_access(void)
+{
+	unsigned char buf[16], want[16];
+	struct trapvm_fault f;
+	u64 ea;
+	int ok = 1, r, i;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	guest_map(0x2000000, 0x600000, 1, P | RW);
+	ea = guest_map(0x2001000, 0x700000, 1, P | RW);
+	for (i = 0; i < 16; i++)
+		want[i] = 0x40 + i;
+
+	/* A write across the page boundary lands on both frames. */
+	r = trapvm_mmu_write_gva(&vcpu, 0x2000ff8, want, 16, 0, &f);
+	CHECK(r == 0, "write %d", r);
+	trapvm_read_guest_phys(&vm, 0x600ff8, buf, 8);
+	CHECK(!memcmp(buf, want, 8), "first page");
+	trapvm_read_guest_phys(&vm, 0x700000, buf, 8);
+	CHECK(!memcmp(buf, want + 8, 8), "second page");
+	CHECK((gread64(ea) & (A | D)) == (A | D), "A/D not set");
+	memset(buf, 0, sizeof(buf));
+	r = trapvm_mmu_read_gva(&vcpu, 0x2000ff8, buf, 16, 0, &f);
+	CHECK(r == 0 && !memcmp(buf, want, 16), "read back %d", r);
+
+	/* Second page read-only: #PF at its start, nothing written. */
+	gwrite64(ea, 0x700000 | P);
+	memset(buf, 0xee, sizeof(buf));
+	r = trapvm_mmu_write_gva(&vcpu, 0x2000ffc, buf, 8, 0, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT && f.cr2 == 0x2001000 &&
+	      f.error_code == (HW_P | HW_W), "r %d cr2 %#" PRIx64 " err %#x",
+	      r, (u64)f.cr2, f.error_code);
+	trapvm_read_guest_phys(&vm, 0x600ff8, buf, 8);
+	CHECK(!memcmp(buf, want, 8), "first page written by a faulting write");
+
+	/* User access to a supervisor page; implicit access at CPL3. */
+	r = trapvm_mmu_read_gva(&vcpu, 0x2000000, buf, 4, TRAPVM_ACC_USER,
+				&f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT &&
+	      f.error_code == (HW_P | HW_U), "user read: r %d err %#x", r,
+	      f.error_code);
+	vcpu.cpu.cpl = 3;
+	r = trapvm_mmu_read_gva(&vcpu, 0x2000000, buf, 4,
+				TRAPVM_ACC_IMPLICIT, &f);
+	CHECK(r == 0, "implicit read at CPL3: %d", r);
+	kernel_mode();
+
+	/* Fetch from an NX page. */
+	guest_map(0x2002000, 0x701000, 1, P | NX);
+	r = trapvm_mmu_fetch(&vcpu, 0x2002000, buf, 15, 0, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT &&
+	      f.error_code == (HW_P | HW_I), "fetch NX: r %d err %#x", r,
+	      f.error_code);
+
+	/* MMIO. */
+	guest_map(0x2003000, 0xfee00000, 1, P | RW);
+	r = trapvm_mmu_write_gva(&vcpu, 0x20030b0, buf, 4, 0, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_MMIO &&
+	      trapvm_mmu_mmio_gpa(vcpu.mmu) == 0xfee000b0, "MMIO r %d", r);
+
+	/* Not a single shadow page for any of it. */
+	CHECK(trapvm_mmu_total_pages() == roots_pages(), "shadow built");
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(guest_refs_clean(), "refs");
+	tap(ok, "read/write/fetch by guest-virtual address");
+}
+
+/*
+ * Random churn: random mappings and permission changes in the guest,
+ * faults, INVLPGs and CR3 loads; after every resumed fault the shadow leaf
+ * must map the host page of the gpa the test mapped, with no more rights
+ * than the guest gave.  Then destroy: nothing left.
+ */
+#define CHURN_PAGES	64
+
+static void test_churn(void)
+{
+	static const u64 bases[] = { 0x10000000ULL, 0x7ffff0000000ULL,
+				     0xffffc90000000000ULL };
+	u64 gva[CHURN_PAGES], gpa[CHURN_PAGES], ea[CHURN_PAGES];
+	struct trapvm_fault f;
+	unsigned int seed = 12345;
+	long iter, resumed = 0, bad = 0;
+	int ok = 1, i;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	for (i = 0; i < CHURN_PAGES; i++) {
+		gva[i] = bases[i % 3] + (u64)(i * 7919 % 4096) * PAGE_SIZE;
+		gpa[i] = 0x800000 + (u64)i * PAGE_SIZE;
+		ea[i] = guest_map(gva[i], gpa[i], 1, P | RW | US);
+	}
+	for (iter = 0; iter < 200000; iter++) {
+		int op = rand_r(&seed) % 100;
+
+		i = rand_r(&seed) % CHURN_PAGES;
+		if (op < 70) {
+			u32 hw = (rand_r(&seed) % 3 == 0) ? HW_W :
+				 (rand_r(&seed) % 2) ? HW_I : 0;
+			int cpl = (rand_r(&seed) % 2) ? 3 : 0;
+			u64 root, leaf, pte;
+			int r;
+
+			set_mode(cpl, X86_CR0_WP, 0, true, false);
+			root = trapvm_mmu_root(&vcpu);
+			r = trapvm_mmu_page_fault(&vcpu, gva[i], hw | HW_U, &f);
+			if (r != TRAPVM_MMU_FAULT_RESUME)
+				continue;
+			resumed++;
+			leaf = shadow_leaf(root, gva[i]);
+			pte = gread64(ea[i]);
+			if ((leaf & ADDR) != host_pa_of(gpa[i]) ||
+			    ((leaf & RW) && !(pte & RW)) ||
+			    ((leaf & RW) && !(pte & D)) ||
+			    (cpl == 3 && !(pte & US)) ||
+			    (!(leaf & NX) && (pte & NX))) {
+				if (bad++ < 5)
+					printf("# churn: gva %#" PRIx64 " leaf %#" PRIx64 " pte %#" PRIx64 "\n",
+					       gva[i], leaf, pte);
+			}
+		} else if (op < 85) {
+			/* The guest changes the PTE, then INVLPGs. */
+			u64 fl = P | (rand_r(&seed) % 2 ? RW : 0) |
+				 (rand_r(&seed) % 2 ? US : 0) |
+				 (rand_r(&seed) % 4 ? 0 : NX);
+			int j = rand_r(&seed) % CHURN_PAGES;
+
+			/* Sometimes point it at another page. */
+			if (rand_r(&seed) % 4 == 0) {
+				u64 t = gpa[i];
+
+				gpa[i] = gpa[j];
+				gpa[j] = t;
+				gwrite64(ea[j], (gread64(ea[j]) & ~ADDR) |
+					 gpa[j]);
+				trapvm_mmu_invlpg(&vcpu, gva[j]);
+			}
+			gwrite64(ea[i], gpa[i] | fl);
+			trapvm_mmu_invlpg(&vcpu, gva[i]);
+		} else if (op < 97) {
+			gwrite64(ea[i], gread64(ea[i]) & ~(A | D));
+			trapvm_mmu_invlpg(&vcpu, gva[i]);
+		} else {
+			trapvm_mmu_load_cr3(&vcpu);
+		}
+	}
+	CHECK(bad == 0, "%ld bad leaves", bad);
+	CHECK(resumed > 10000, "only %ld hidden faults", resumed);
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean() &&
+	      kshim_bad_frees == 0 && kshim_warnings == 0,
+	      "leak: %ld shadow pages, bad frees %ld",
+	      trapvm_mmu_total_pages(), kshim_bad_frees);
+	tap(ok, "random churn, then destroy leaves nothing");
+}
+
+/* Out of memory while filling: KILL, and nothing leaks. */
+static void test_oom(void)
+{
+	struct trapvm_fault f;
+	int ok = 1, r;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	guest_map(0x3000000000ULL, 0x900000, 1, P | RW);
+	kshim_fail_alloc = 1;
+	r = trapvm_mmu_page_fault(&vcpu, 0x3000000000ULL, HW_U, &f);
+	kshim_fail_alloc = 0;
+	CHECK(r == TRAPVM_MMU_FAULT_KILL, "r %d", r);
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean(), "leak");
+	tap(ok, "allocation failure while filling");
+}
+
+static void free_guest_ram(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < GUEST_GFNS; i++) {
+		if (gpages[i])
+			put_page(gpages[i]);
+		gpages[i] = NULL;
+	}
+}
+
+int main(void)
+{
+	kshim_arena = mmap(NULL, (size_t)NR_ARENA_PAGES * PAGE_SIZE,
+			   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	if (kshim_arena == MAP_FAILED)
+		return 2;
+	printf("TAP version 13\n1..18\n");
+	for (kshim_la57 = 0; kshim_la57 < 2; kshim_la57++) {
+		test_init_destroy();
+		test_hidden_faults();
+		test_views();
+		test_invalidation();
+		test_hole();
+		test_noncanonical();
+		test_gva_access();
+		test_churn();
+		test_oom();
+		free_guest_ram();
+	}
+	printf("# arena pages in use at exit: %ld\n", kshim_pages_used);
+	return failures || kshim_pages_used ? 1 : 0;
+}
