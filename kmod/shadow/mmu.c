@@ -529,6 +529,13 @@ mmu_fix_hidden_fault(struct trapvm_vcpu *vcpu, const struct trapvm_walk_ctx *c,
 		return TRAPVM_MMU_FAULT_KILL;
 	}
 
+	/*
+	 * Until reclaim exists, a guest touching ever more address space
+	 * must not pin ever more host memory: start over past the cap.
+	 */
+	if (vcpu->mmu->nr_pages >= TRAPVM_MMU_MAX_PAGES)
+		shadow_drop_all(vcpu);
+
 	sptep = shadow_leaf_slot(vcpu, root, w->gva, true, &pd, &pt);
 	if (IS_ERR_OR_NULL(sptep)) {
 		put_page(page);

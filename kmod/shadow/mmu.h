@@ -66,6 +66,13 @@ struct trapvm_shadow_root {
 	u64 *pml4[2];
 };
 
+/*
+ * Shadow table pages per vCPU (roots included) before the shadow is
+ * dropped and rebuilt on demand: 16 MiB of tables, and the page
+ * references their leaves hold, at most.
+ */
+#define TRAPVM_MMU_MAX_PAGES	4096
+
 /* Per vCPU, at vcpu->mmu (allocated by trapvm_mmu_init()). */
 struct trapvm_vcpu_mmu {
 	struct trapvm_shadow_root roots[TRAPVM_NR_VIEWS];

@@ -782,6 +782,42 @@ static void test_churn(void)
 	tap(ok, "random churn, then destroy leaves nothing");
 }
 
+/*
+ * A guest touching ever more address space: the shadow stays under the
+ * cap (each fill in a fresh 1 GiB region costs a PDPT/PD/PT or so).
+ */
+static void test_cap(void)
+{
+	struct trapvm_fault f;
+	long max_seen = 0;
+	int ok = 1, i, r;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	/* One 1G guest page per PML4 slot's first GiB, all onto gpa 0. */
+	for (i = 0; i < 6000; i++) {
+		u64 gva = ((u64)(i % 255) << 39) | ((u64)(i / 255) << 30);
+
+		if (i % 255 == 0 && i / 255 == 0)
+			continue;
+		guest_map(gva, 0, 3, P | RW | A);
+		r = trapvm_mmu_page_fault(&vcpu, gva + 0x1000, HW_U, &f);
+		if (r != TRAPVM_MMU_FAULT_RESUME) {
+			CHECK(0, "fill %d: r %d", i, r);
+			break;
+		}
+		if (trapvm_mmu_total_pages() > max_seen)
+			max_seen = trapvm_mmu_total_pages();
+	}
+	CHECK(max_seen <= TRAPVM_MMU_MAX_PAGES + 3,
+	      "%ld shadow pages", max_seen);
+	CHECK(max_seen >= TRAPVM_MMU_MAX_PAGES - 3,
+	      "cap not reached: %ld", max_seen);
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean(), "leak");
+	tap(ok, "shadow size capped");
+}
+
 /* Out of memory while filling: KILL, and nothing leaks. */
 static void test_oom(void)
 {
@@ -818,7 +854,7 @@ int main(void)
 			   -1, 0);
 	if (kshim_arena == MAP_FAILED)
 		return 2;
-	printf("TAP version 13\n1..18\n");
+	printf("TAP version 13\n1..20\n");
 	for (kshim_la57 = 0; kshim_la57 < 2; kshim_la57++) {
 		test_init_destroy();
 		test_hidden_faults();
@@ -829,6 +865,7 @@ int main(void)
 		test_gva_access();
 		test_churn();
 		test_oom();
+		test_cap();
 		free_guest_ram();
 	}
 	printf("# arena pages in use at exit: %ld\n", kshim_pages_used);
