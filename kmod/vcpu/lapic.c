@@ -444,9 +444,17 @@ static int write_svr(struct trapvm_lapic *a, u32 val)
 	return 0;
 }
 
+/*
+ * Is this vCPU a destination of the ICR's interrupt?  x2APIC: 32-bit
+ * destination in bits 63:32, logical = cluster (31:16) + bit mask (15:0).
+ * xAPIC: 8-bit destination in bits 63:56, logical per the DFR model (flat:
+ * 8-bit mask; cluster: cluster in 7:4, mask in 3:0) against LDR[31:24].
+ */
 static bool icr_targets_self(const struct trapvm_lapic *a, u64 icr)
 {
-	u32 dest = icr >> TRAPVM_APIC_ICR_DEST_SHIFT;
+	bool x2 = x2apic_mode(a);
+	u32 dest = x2 ? icr >> TRAPVM_APIC_ICR_DEST_SHIFT : icr >> 56;
+	u32 bcast = x2 ? 0xffffffffu : 0xffu;
 	u32 l;
 
 	switch (icr & TRAPVM_APIC_ICR_SH_MASK) {
@@ -456,54 +464,70 @@ static bool icr_targets_self(const struct trapvm_lapic *a, u64 icr)
 	case TRAPVM_APIC_ICR_SH_OTHERS:
 		return false;
 	}
-	if (dest == 0xffffffffu)	/* broadcast, both modes */
+	if (dest == bcast)		/* broadcast, both modes */
 		return true;
 	if (!(icr & TRAPVM_APIC_ICR_LOGICAL))
 		return dest == a->vcpu_id;
-	/* logical: same cluster and our bit in the 16-bit mask */
-	l = ldr(a);
-	return (dest >> 16) == (l >> 16) && (dest & l & 0xffff);
+	if (x2) {
+		/* logical: same cluster and our bit in the 16-bit mask */
+		l = ldr(a);
+		return (dest >> 16) == (l >> 16) && (dest & l & 0xffff);
+	}
+	l = a->xapic_ldr >> 24;
+	if ((a->xapic_dfr >> 28) == 0xf)	/* flat model */
+		return dest & l;
+	return (dest >> 4) == (l >> 4) && (dest & l & 0xf);
 }
 
-static bool icr_targets_others(u64 icr)
+static bool icr_targets_others(const struct trapvm_lapic *a, u64 icr)
 {
-	u32 dest = icr >> TRAPVM_APIC_ICR_DEST_SHIFT;
+	u32 dest = x2apic_mode(a) ? icr >> TRAPVM_APIC_ICR_DEST_SHIFT :
+				    (icr >> 56) | 0xffffff00u;
 	u64 sh = icr & TRAPVM_APIC_ICR_SH_MASK;
 
 	return sh == TRAPVM_APIC_ICR_SH_ALL || sh == TRAPVM_APIC_ICR_SH_OTHERS ||
 	       (sh == TRAPVM_APIC_ICR_SH_NONE && dest == 0xffffffffu);
 }
 
-static int write_icr(struct trapvm_lapic *a, u64 val)
+/* Send the IPI that a->icr describes. */
+static void send_ipi(struct trapvm_lapic *a)
 {
-	unsigned int vector = val & TRAPVM_APIC_ICR_VECTOR;
+	u64 icr = a->icr;
+	unsigned int vector = icr & TRAPVM_APIC_ICR_VECTOR;
+	u64 dm = icr & TRAPVM_APIC_ICR_DM_MASK;
 	bool self;
 
-	if (val & ICR_RESERVED)
-		return TRAPVM_LAPIC_GP;
-	/* SDM: WRMSR ignores bit 12 (no delivery status in x2APIC) */
-	a->icr = val & ~TRAPVM_APIC_ICR_DS;
-
-	if ((val & TRAPVM_APIC_ICR_DM_MASK) != TRAPVM_APIC_ICR_DM_FIXED) {
+	/* lowest priority (xAPIC only) to a single vCPU is fixed */
+	if (dm != TRAPVM_APIC_ICR_DM_FIXED &&
+	    !(dm == TRAPVM_APIC_ICR_DM_LOWEST && !x2apic_mode(a))) {
 		/* NMI, INIT, SIPI, SMI and the reserved modes: not modelled */
 		a->stats.ipis_unsupported++;
-		return 0;
+		return;
 	}
 	if (vector < 16) {
 		raise_error(a, TRAPVM_APIC_ESR_SEND_ILLEGAL);
-		return 0;
+		return;
 	}
-	self = icr_targets_self(a, val);
+	self = icr_targets_self(a, icr);
 	/*
 	 * There is no delivery to other vCPUs yet: what would go to them
 	 * is counted and dropped (see Documentation/interrupts.rst).
 	 */
-	if (!self || icr_targets_others(val))
+	if (!self || icr_targets_others(a, icr))
 		a->stats.ipis_dropped++;
 	if (self) {
 		a->stats.ipis_self++;
-		accept(a, vector, val & TRAPVM_APIC_ICR_TRIGGER_LEVEL);
+		accept(a, vector, icr & TRAPVM_APIC_ICR_TRIGGER_LEVEL);
 	}
+}
+
+static int write_icr(struct trapvm_lapic *a, u64 val)
+{
+	if (val & ICR_RESERVED)
+		return TRAPVM_LAPIC_GP;
+	/* SDM: WRMSR ignores bit 12 (no delivery status in x2APIC) */
+	a->icr = val & ~TRAPVM_APIC_ICR_DS;
+	send_ipi(a);
 	return 0;
 }
 
@@ -732,6 +756,122 @@ int trapvm_lapic_wrmsr(struct trapvm_lapic *a, u32 msr, u64 val)
 	return x2apic_write(a, msr, val);
 }
 
+/* ---- the xAPIC MMIO interface ---- */
+
+/* MMIO offset >> 4 is the x2APIC MSR number - 0x800 */
+#define XAPIC_REG(msr)	((msr) - TRAPVM_LAPIC_MSR_FIRST)
+
+bool trapvm_lapic_mmio_claims(const struct trapvm_lapic *a, u64 gpa)
+{
+	u64 base = a->apic_base & ~0xfffULL & ~apic_base_reserved(a);
+
+	return hw_enabled(a) && !x2apic_mode(a) && gpa >= base &&
+	       gpa < base + 0x1000;
+}
+
+void trapvm_lapic_mmio_read(struct trapvm_lapic *a, u32 offset,
+			    unsigned int len, u32 *val)
+{
+	u32 reg = offset >> 4;
+	u64 v = 0;
+
+	*val = 0;
+	if (len != 4 || (offset & 0xf) || offset >= 0x1000 || !hw_enabled(a))
+		return;
+	switch (reg) {
+	case XAPIC_REG(TRAPVM_X2APIC_ID):
+		*val = a->vcpu_id << 24;
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_LDR):
+		*val = a->xapic_ldr;
+		return;
+	case 0x0e:				/* DFR */
+		*val = a->xapic_dfr;
+		return;
+	case 0x09:				/* APR: no arbitration */
+	case 0x0c:				/* RRD: no remote reads */
+	case XAPIC_REG(TRAPVM_X2APIC_EOI):
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_ICR):
+		*val = (u32)a->icr;
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_ICR) + 1:	/* ICR high: destination */
+		*val = (a->icr >> 32) & 0xff000000u;
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_SELF_IPI):	/* x2APIC only */
+		break;
+	default:
+		if (!x2apic_read(a, TRAPVM_LAPIC_MSR_FIRST + reg, &v)) {
+			*val = v;
+			return;
+		}
+	}
+	raise_error(a, TRAPVM_APIC_ESR_ILLEGAL_REG);
+}
+
+void trapvm_lapic_mmio_write(struct trapvm_lapic *a, u32 offset,
+			     unsigned int len, u32 val)
+{
+	u32 reg = offset >> 4;
+	int lvt;
+
+	if (len != 4 || (offset & 0xf) || offset >= 0x1000 || !hw_enabled(a))
+		return;
+	lvt = lvt_of_msr(TRAPVM_LAPIC_MSR_FIRST + reg);
+	if (lvt >= 0) {
+		val &= lvt_valid[lvt];
+		/* a reserved timer mode leaves the entry as it was */
+		write_lvt(a, lvt, val);
+		return;
+	}
+	switch (reg) {
+	case XAPIC_REG(TRAPVM_X2APIC_ID):	/* writes ignored, see docs */
+	case XAPIC_REG(TRAPVM_X2APIC_VERSION):
+	case 0x09:				/* APR */
+	case XAPIC_REG(TRAPVM_X2APIC_PPR):
+	case 0x0c:				/* RRD */
+	case XAPIC_REG(TRAPVM_X2APIC_ISR0) ...
+	     XAPIC_REG(TRAPVM_X2APIC_IRR0) + 7:
+	case XAPIC_REG(TRAPVM_X2APIC_TIMER_CCR):
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_TPR):
+		a->tpr = val & 0xff;
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_EOI):	/* any value */
+		eoi(a);
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_LDR):
+		a->xapic_ldr = val & 0xff000000u;
+		return;
+	case 0x0e:				/* DFR: only the model bits */
+		a->xapic_dfr = val | 0x0fffffffu;
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_SVR):
+		write_svr(a, val & SVR_VALID);
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_ESR):	/* any value */
+		a->esr = a->esr_pending;
+		a->esr_pending = 0;
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_ICR):	/* the low half sends */
+		a->icr = (a->icr & ~0xffffffffULL) |
+			 (val & ~(u32)(ICR_RESERVED | TRAPVM_APIC_ICR_DS));
+		send_ipi(a);
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_ICR) + 1:
+		a->icr = (a->icr & 0xffffffffULL) |
+			 ((u64)(val & 0xff000000u) << 32);
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_TIMER_ICR):
+		write_initial_count(a, val);
+		return;
+	case XAPIC_REG(TRAPVM_X2APIC_TIMER_DCR):
+		write_dcr(a, val & DCR_VALID);
+		return;
+	}
+	raise_error(a, TRAPVM_APIC_ESR_ILLEGAL_REG);
+}
+
 /* ---- CR8 ---- */
 
 int trapvm_lapic_set_cr8(struct trapvm_lapic *a, u64 val)
@@ -762,6 +902,8 @@ void trapvm_lapic_reset(struct trapvm_lapic *a)
 	a->esr = 0;
 	a->esr_pending = 0;
 	a->icr = 0;
+	a->xapic_ldr = 0;
+	a->xapic_dfr = 0xffffffff;
 	for (i = 0; i < TRAPVM_LVT_NR; i++)
 		a->lvt[i] = TRAPVM_APIC_LVT_MASKED;
 	a->timer_initial = 0;

@@ -646,6 +646,9 @@ static void test_self_ipi(void)
 	/* NMI delivery mode is not a fixed vector */
 	wr(0x830, (1 << 18) | (4 << 8) | 0x4b);
 	EXPECT(!bit_in_regs(0x820, 0x4b), "ICR NMI");
+	/* lowest priority (001) is reserved in x2APIC mode: nothing sent */
+	wr(0x830, (1 << 18) | (1 << 8) | 0x4d);
+	EXPECT(!bit_in_regs(0x820, 0x4d), "ICR lowest priority");
 	/* the ICR reads back (bit 12 ignored on write) */
 	wr(0x830, (0x77ULL << 32) | (1 << 12) | (1 << 14) | 0x4c);
 	EXPECT_EQ(rd(0x830) & ~(1ULL << 12), (0x77ULL << 32) | (1 << 14) | 0x4c);
@@ -871,6 +874,126 @@ static void test_disabled_apic(void)
 	EXPECT_EQ(trapvm_lapic_set_irq(&A, 256), TRAPVM_LAPIC_IRQ_ILLEGAL);
 }
 
+/* xAPIC MMIO, after the SDM's "Local APIC Register Address Map" */
+static u32 mr(u32 off)
+{
+	u32 v = 0xdeadbeef;
+
+	trapvm_lapic_mmio_read(&A, off, 4, &v);
+	return v;
+}
+
+static void mw(u32 off, u32 v)
+{
+	trapvm_lapic_mmio_write(&A, off, 4, v);
+}
+
+static void to_xapic(void)
+{
+	wr(0x1b, 0xfee00000ULL);			/* disable */
+	wr(0x1b, 0xfee00000ULL | (1 << 11));		/* xAPIC */
+}
+
+static void test_xapic_mmio(void)
+{
+	u32 v;
+
+	setup_id(0x13);
+	EXPECT(!trapvm_lapic_mmio_claims(&A, 0xfee00000ULL), "x2APIC: no MMIO");
+	to_xapic();
+	EXPECT(trapvm_lapic_mmio_claims(&A, 0xfee00000ULL), "page start");
+	EXPECT(trapvm_lapic_mmio_claims(&A, 0xfee00ff0ULL), "page end");
+	EXPECT(!trapvm_lapic_mmio_claims(&A, 0xfee01000ULL), "next page");
+	EXPECT(!trapvm_lapic_mmio_claims(&A, 0xfedff000ULL), "page before");
+
+	/* reset values; the xAPIC ID is in bits 31:24 */
+	EXPECT_EQ(mr(0x020), 0x13u << 24);
+	EXPECT_EQ(mr(0x030) & 0xff00ff, 0x060014);
+	EXPECT_EQ(mr(0x0d0), 0);
+	EXPECT_EQ(mr(0x0e0), 0xffffffff);
+	EXPECT_EQ(mr(0x0f0), 0xff);
+	EXPECT_EQ(mr(0x320), 1 << 16);
+
+	/* reserved bits are ignored, not faulted */
+	mw(0x0f0, 0x1ff | (1 << 12) | (1 << 20));
+	EXPECT_EQ(mr(0x0f0), 0x1ff);
+	mw(0x080, 0x1234);
+	EXPECT_EQ(mr(0x080), 0x34);
+	EXPECT_EQ(mr(0x0a0), 0x34);
+	mw(0x080, 0);
+	/* read-only registers ignore writes */
+	mw(0x020, 0x55000000);
+	EXPECT_EQ(mr(0x020), 0x13u << 24);
+
+	/* ICR: the high half holds the destination, the low half sends */
+	mw(0x300, (1 << 18) | 0x41);			/* self */
+	mw(0x310, 0x13u << 24);
+	mw(0x300, 0x44);				/* physical 0x13 */
+	mw(0x310, 0x14u << 24);
+	mw(0x300, 0x45);				/* physical 0x14 */
+	EXPECT_EQ(mr(0x310), 0x14u << 24);
+	EXPECT_EQ(mr(0x300), 0x45);
+	mw(0x310, 0xffu << 24);
+	mw(0x300, 0x46);				/* broadcast */
+	/* logical, flat model: our LDR bit is 2 */
+	mw(0x0d0, 0x04000000 | 0xabcd);
+	EXPECT_EQ(mr(0x0d0), 0x04000000);
+	mw(0x310, 0x06u << 24);
+	mw(0x300, (1 << 11) | 0x47);
+	mw(0x310, 0x08u << 24);
+	mw(0x300, (1 << 11) | 0x48);
+	/* logical, cluster model: cluster 2, member bit 0 */
+	mw(0x0e0, 0);
+	EXPECT_EQ(mr(0x0e0), 0x0fffffff);
+	mw(0x0d0, 0x21000000);
+	mw(0x310, 0x23u << 24);
+	mw(0x300, (1 << 11) | 0x49);
+	mw(0x310, 0x11u << 24);
+	mw(0x300, (1 << 11) | 0x4a);
+	/* lowest priority exists in xAPIC mode: to us alone, it is fixed */
+	mw(0x300, (1 << 18) | (1 << 8) | 0x4b);
+	v = mr(0x220);				/* IRR bits 0x40..0x5f */
+	EXPECT_EQ(v, (1u << 1) | (1u << 4) | (1u << 6) | (1u << 7) |
+		     (1u << 9) | (1u << 0xb));
+
+	/* EOI takes any value */
+	trapvm_lapic_ack_irq(&A, 0x4b);
+	EXPECT_EQ(mr(0x120), 1u << 0xb);	/* ISR */
+	mw(0x0b0, 0x1234);
+	EXPECT_EQ(mr(0x120), 0);
+
+	/* reserved registers: ESR "illegal register address", no fault */
+	mw(0x280, 0);
+	EXPECT_EQ(mr(0x000), 0);
+	mw(0x3f0, 0x50);			/* SELF IPI is x2APIC only */
+	EXPECT_EQ(mr(0x220) & (1u << 0x10), 0);
+	mw(0x280, 0x77);
+	EXPECT_EQ(mr(0x280), 1 << 7);
+
+	/* misaligned or non-dword accesses do nothing */
+	trapvm_lapic_mmio_read(&A, 0x084, 4, &v);
+	EXPECT_EQ(v, 0);
+	trapvm_lapic_mmio_write(&A, 0x080, 2, 0x70);
+	EXPECT_EQ(mr(0x080), 0);
+
+	/* the timer through MMIO */
+	mw(0x320, 0xec);
+	mw(0x3e0, 0x3 | (1 << 2));		/* /16, bit 2 ignored */
+	EXPECT_EQ(mr(0x3e0), 0x3);
+	mw(0x380, 1000);
+	fk.ns += 16 * 10;
+	EXPECT_EQ(mr(0x390), 990);
+	EXPECT_EQ(fk.expire, fk.ns - 160 + 16000);
+	/* a reserved timer mode leaves the entry alone */
+	mw(0x320, (3 << 17) | 0xed);
+	EXPECT_EQ(mr(0x320), 0xec);
+
+	/* a disabled APIC has no registers */
+	wr(0x1b, 0xfee00000ULL);
+	EXPECT(!trapvm_lapic_mmio_claims(&A, 0xfee00000ULL), "disabled");
+	EXPECT_EQ(mr(0x0f0), 0);
+}
+
 /*
  * Random MSR traffic (with time passing and timer expiries) must keep the
  * architectural invariants: no IRR/ISR bit below 16, PPR by the SDM rule
@@ -918,6 +1041,16 @@ static void test_random_traffic(void)
 			trapvm_lapic_rdmsr(&A, msr, &v);
 		if (rand_r(&seed) % 5 == 0)
 			trapvm_lapic_set_irq(&A, rand_r(&seed) % 300);
+		if (rand_r(&seed) % 6 == 0) {
+			u32 off = rand_r(&seed) % 0x1100, mv;
+
+			if (rand_r(&seed) % 2)
+				off &= ~0xfu;
+			if (rand_r(&seed) % 2)
+				trapvm_lapic_mmio_write(&A, off, 4, (u32)val);
+			else
+				trapvm_lapic_mmio_read(&A, off, 4, &mv);
+		}
 		fk.ns += rand_r(&seed) % 50000;
 		fk.tsc += rand_r(&seed) % 100000;
 		if (fk.armed && fk.ns >= fk.expire)
@@ -967,6 +1100,7 @@ int main(void)
 	RUN(test_timer_masked_and_stop);
 	RUN(test_timer_tsc_deadline);
 	RUN(test_disabled_apic);
+	RUN(test_xapic_mmio);
 	RUN(test_random_traffic);
 	printf("1..%d\n", tests_run);
 	return tests_failed ? 1 : 0;

@@ -88,10 +88,12 @@
 
 #define TRAPVM_APIC_ESR_SEND_ILLEGAL	BIT(5)
 #define TRAPVM_APIC_ESR_RECV_ILLEGAL	BIT(6)
+#define TRAPVM_APIC_ESR_ILLEGAL_REG	BIT(7)	/* xAPIC only */
 
 #define TRAPVM_APIC_ICR_VECTOR		0xffULL
 #define TRAPVM_APIC_ICR_DM_MASK		(7ULL << 8)
 #define TRAPVM_APIC_ICR_DM_FIXED	(0ULL << 8)
+#define TRAPVM_APIC_ICR_DM_LOWEST	BIT_ULL(8)	/* xAPIC only */
 #define TRAPVM_APIC_ICR_DM_SMI		(2ULL << 8)
 #define TRAPVM_APIC_ICR_DM_NMI		(4ULL << 8)
 #define TRAPVM_APIC_ICR_DM_INIT		(5ULL << 8)
@@ -169,7 +171,9 @@ struct trapvm_lapic {
 	u32 svr;
 	u32 esr;			/* what the guest reads */
 	u32 esr_pending;		/* errors since the last ESR write */
-	u64 icr;
+	u64 icr;			/* xAPIC: destination in 63:56 */
+	u32 xapic_ldr;			/* xAPIC mode: LDR and DFR */
+	u32 xapic_dfr;
 	u32 lvt[TRAPVM_LVT_NR];
 	u32 irr[8], isr[8], tmr[8];
 
@@ -205,6 +209,21 @@ u64 trapvm_lapic_get_apic_base(const struct trapvm_lapic *a);
 /* host_initiated (SET_SREGS/SET_MSRS): any valid state, no transition rules */
 int trapvm_lapic_set_apic_base(struct trapvm_lapic *a, u64 val,
 			       bool host_initiated);
+
+/*
+ * The xAPIC interface: 32-bit accesses to the 4 KiB page at the APIC base
+ * while the APIC is enabled in xAPIC mode.  trapvm_lapic_mmio_claims()
+ * says whether a guest-physical address belongs to it now.  offset is
+ * within the page; accesses that are not 4 bytes at a 16-byte aligned
+ * offset read 0 and write nothing (the SDM leaves them undefined).  The
+ * xAPIC raises no faults: reserved bits are ignored, reserved registers
+ * set ESR "illegal register address".
+ */
+bool trapvm_lapic_mmio_claims(const struct trapvm_lapic *a, u64 gpa);
+void trapvm_lapic_mmio_read(struct trapvm_lapic *a, u32 offset,
+			    unsigned int len, u32 *val);
+void trapvm_lapic_mmio_write(struct trapvm_lapic *a, u32 offset,
+			     unsigned int len, u32 val);
 
 /* MOV to/from CR8: TPR[7:4].  Bits 63:4 set in a write: #GP. */
 int trapvm_lapic_set_cr8(struct trapvm_lapic *a, u64 val);
