@@ -10,8 +10,8 @@
 
 #define XAPIC_BASE	0xfee00000ULL
 #define MSR_APIC_BASE	0x1b
-#define APIC_BASE_EN	(1ULL << 11)
-#define APIC_BASE_X2	(1ULL << 10)
+#define APIC_BASE_EN	BIT_ULL(11)
+#define APIC_BASE_X2	BIT_ULL(10)
 
 /* Register offsets (xAPIC MMIO; x2APIC MSR = 0x800 + offset / 16). */
 #define APIC_EOI	0x0b0
@@ -20,8 +20,8 @@
 #define APIC_TIMER_INIT	0x380
 #define APIC_TIMER_CUR	0x390
 #define APIC_TIMER_DIV	0x3e0
-#define LVT_MASKED	(1u << 16)
-#define LVT_PERIODIC	(1u << 17)
+#define LVT_MASKED	BIT(16)
+#define LVT_PERIODIC	BIT(17)
 
 #define PIT_HZ		1193182
 #define PIT_CH2		0x42
@@ -29,7 +29,7 @@
 #define PIT_GATE	0x61
 
 static bool x2apic;
-volatile u64 jiffies;
+u64 jiffies;
 u64 tsc_khz;
 
 static void apic_write(u32 reg, u32 v)
@@ -37,14 +37,19 @@ static void apic_write(u32 reg, u32 v)
 	if (x2apic)
 		wrmsr(0x800 + reg / 16, v);
 	else
-		*(volatile u32 *)(XAPIC_BASE + reg) = v;
+		asm volatile("movl %0, %1" : : "r"(v),
+			     "m"(*(u32 *)(XAPIC_BASE + reg)) : "memory");
 }
 
 static u32 apic_read(u32 reg)
 {
+	u32 v;
+
 	if (x2apic)
 		return (u32)rdmsr(0x800 + reg / 16);
-	return *(volatile u32 *)(XAPIC_BASE + reg);
+	asm volatile("movl %1, %0" : "=r"(v) : "m"(*(u32 *)(XAPIC_BASE + reg))
+		     : "memory");
+	return v;
 }
 
 void apic_eoi(void)

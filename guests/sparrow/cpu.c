@@ -11,8 +11,8 @@
 #define MSR_LSTAR	0xc0000082
 #define MSR_CSTAR	0xc0000083
 #define MSR_SFMASK	0xc0000084
-#define EFER_SCE	(1ULL << 0)
-#define EFER_NXE	(1ULL << 11)
+#define EFER_SCE	BIT_ULL(0)
+#define EFER_NXE	BIT_ULL(11)
 
 struct tss {
 	u32 reserved0;
@@ -22,7 +22,7 @@ struct tss {
 	u64 reserved2;
 	u16 reserved3;
 	u16 iomap_base;
-} __attribute__((packed));
+} __packed;
 
 struct idt_gate {
 	u16 off_lo;
@@ -32,17 +32,17 @@ struct idt_gate {
 	u16 off_mid;
 	u32 off_hi;
 	u32 reserved;
-} __attribute__((packed));
+} __packed;
 
 struct desc_ptr {
 	u16 limit;
 	u64 base;
-} __attribute__((packed));
+} __packed;
 
-static u64 gdt[10] __attribute__((aligned(16)));
-static struct tss tss __attribute__((aligned(16)));
-static struct idt_gate idt[256] __attribute__((aligned(16)));
-static u8 df_stack[4096] __attribute__((aligned(16)));
+static u64 gdt[10] __aligned(16);
+static struct tss tss __aligned(16);
+static struct idt_gate idt[256] __aligned(16);
+static u8 df_stack[4096] __aligned(16);
 u64 syscall_kstack_top;
 
 void tss_set_rsp0(u64 rsp0)
@@ -66,7 +66,6 @@ static void set_gate(int vec, u64 handler, int dpl, int ist)
 
 void cpu_init(void)
 {
-	extern char isr_stubs[];
 	struct desc_ptr gdtr, idtr;
 	u64 base = (u64)&tss, limit = sizeof(tss) - 1;
 	int i;

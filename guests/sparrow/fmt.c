@@ -7,11 +7,10 @@
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include "fmt.h"
 
 typedef uint64_t u64;
 typedef int64_t s64;
-
-int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 
 struct outbuf {
 	char *buf;

@@ -52,7 +52,6 @@ static int cmdline_mode(void)
 	return MODE_SELFTEST;
 }
 
-void kmain(struct trapvm_boot_info *bi);
 void kmain(struct trapvm_boot_info *bi)
 {
 	uart_init();

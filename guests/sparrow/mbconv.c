@@ -9,9 +9,9 @@
 #include "sparrow.h"
 
 #define MB_BOOT_MAGIC	0x2badb002
-#define MBI_MEM		(1u << 0)
-#define MBI_CMDLINE	(1u << 2)
-#define MBI_MMAP	(1u << 6)
+#define MBI_MEM		BIT(0)
+#define MBI_CMDLINE	BIT(2)
+#define MBI_MMAP	BIT(6)
 
 struct mb_info {
 	u32 flags;
@@ -21,16 +21,16 @@ struct mb_info {
 	u32 mods_count, mods_addr;
 	u32 syms[4];
 	u32 mmap_length, mmap_addr;
-} __attribute__((packed));
+} __packed;
 
 struct mb_mmap {
 	u32 size;
 	u64 addr, len;
 	u32 type;
-} __attribute__((packed));
+} __packed;
 
-static struct trapvm_boot_info mb_boot_info __attribute__((section(".data")));
-static char mb_cmdline[256] __attribute__((section(".data")));
+static struct trapvm_boot_info mb_boot_info __section(".data");
+static char mb_cmdline[256] __section(".data");
 
 static void add_range(struct trapvm_boot_info *bi, u64 addr, u64 size,
 		      u32 type)
@@ -47,12 +47,10 @@ static void add_range(struct trapvm_boot_info *bi, u64 addr, u64 size,
 		bi->mem_size = addr + size;
 }
 
-struct trapvm_boot_info *mb_to_boot_info(u32 mbi_addr, u32 magic);
 struct trapvm_boot_info *mb_to_boot_info(u32 mbi_addr, u32 magic)
 {
 	struct trapvm_boot_info *bi = &mb_boot_info;
 	const struct mb_info *mbi = (const void *)(u64)mbi_addr;
-	extern char __image_start[], __image_end[];
 
 	bi->magic = TRAPVM_BOOT_MAGIC;
 	bi->version = TRAPVM_BOOT_VERSION;

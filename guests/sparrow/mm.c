@@ -12,8 +12,6 @@
 #define NR_FRAMES	(MAX_PHYS / PAGE_SIZE)
 #define PT_FLAGS	(PTE_P | PTE_W | PTE_U)	/* user intermediate tables */
 
-extern char __image_start[], __image_end[];
-
 static u16 page_ref[NR_FRAMES];
 static u64 free_list;
 static u64 nr_free;
@@ -47,7 +45,7 @@ void page_get(u64 pa)
 void page_put(u64 pa)
 {
 	if (!page_ref[pa / PAGE_SIZE])
-		panic("page_put: free page %lx", pa);
+		panic("%s: free page %lx", __func__, pa);
 	if (--page_ref[pa / PAGE_SIZE] == 0)
 		free_page_raw(pa);
 }
@@ -208,7 +206,7 @@ int vm_remove(struct proc *p, u64 start, u64 end)
 			page_put(*pte & PTE_ADDR);
 			*pte = 0;
 			if (p == cur)
-				invlpg(a);
+				flush_tlb_page(a);
 		}
 	}
 	v->end = 0;
@@ -273,7 +271,7 @@ int vm_fault(struct proc *p, u64 addr, u64 err)
 	}
 	/* Otherwise spurious (stale TLB entry): flush and retry. */
 	if (p == cur)
-		invlpg(page);
+		flush_tlb_page(page);
 	return 0;
 }
 

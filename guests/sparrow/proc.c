@@ -26,7 +26,7 @@ struct elf64_phdr {
 };
 
 static struct proc procs[NPROC];
-static u8 kstacks[NPROC][KSTACK_SIZE] __attribute__((aligned(16)));
+static u8 kstacks[NPROC][KSTACK_SIZE] __aligned(16);
 struct proc *cur = &procs[0];
 static struct proc *initproc;
 static int next_pid = 1;

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include "../../uapi/linux/trapvm_guest.h"
 #include "abi.h"
+#include "compiler.h"
+#include "fmt.h"
 
 typedef uint8_t u8;
 typedef uint16_t u16;
@@ -22,7 +24,6 @@ typedef int64_t s64;
 #define PAGE_SIZE	4096UL
 #define PAGE_MASK	(~(PAGE_SIZE - 1))
 #define ALIGN_UP(x, a)	(((x) + (a) - 1) & ~((u64)(a) - 1))
-#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Selectors: the trapvm boot GDT layout (the same as Linux's). */
 #define KERNEL_CS	TRAPVM_GUEST_KERNEL_CS
@@ -32,14 +33,14 @@ typedef int64_t s64;
 #define TSS_SEL		0x40
 
 /* Page-table entry bits. */
-#define PTE_P		(1ULL << 0)
-#define PTE_W		(1ULL << 1)
-#define PTE_U		(1ULL << 2)
-#define PTE_PWT		(1ULL << 3)
-#define PTE_PCD		(1ULL << 4)
-#define PTE_PS		(1ULL << 7)
-#define PTE_COW		(1ULL << 9)	/* software: copy on write */
-#define PTE_NX		(1ULL << 63)
+#define PTE_P		BIT_ULL(0)
+#define PTE_W		BIT_ULL(1)
+#define PTE_U		BIT_ULL(2)
+#define PTE_PWT		BIT_ULL(3)
+#define PTE_PCD		BIT_ULL(4)
+#define PTE_PS		BIT_ULL(7)
+#define PTE_COW		BIT_ULL(9)	/* software: copy on write */
+#define PTE_NX		BIT_ULL(63)
 #define PTE_ADDR	0x000ffffffffff000ULL
 
 /*
@@ -66,19 +67,19 @@ struct trapframe {
 /* x86 helpers. */
 static inline void outb(u16 port, u8 v)
 {
-	asm volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+	asm volatile("out %0, %1" : : "a"(v), "Nd"(port));
 }
 
 static inline void outl(u16 port, u32 v)
 {
-	asm volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+	asm volatile("out %0, %1" : : "a"(v), "Nd"(port));
 }
 
 static inline u8 inb(u16 port)
 {
 	u8 v;
 
-	asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	asm volatile("in %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
 }
 
@@ -117,7 +118,7 @@ static inline u64 read_cr2(void)
 	return v;
 }
 
-static inline void invlpg(u64 va)
+static inline void flush_tlb_page(u64 va)
 {
 	asm volatile("invlpg (%0)" : : "r"(va) : "memory");
 }
@@ -147,12 +148,10 @@ int strncmp(const char *a, const char *b, size_t n);
 /* console.c */
 void uart_init(void);
 void uart_write(const char *s, size_t n);
-int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
-int ksnprintf(char *buf, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-void poweroff(u32 status) __attribute__((noreturn));
+__printf(3, 4) int ksnprintf(char *buf, size_t size, const char *fmt, ...);
+__printf(1, 2) void kprintf(const char *fmt, ...);
+__printf(1, 2) __noreturn void panic(const char *fmt, ...);
+__noreturn void poweroff(u32 status);
 
 /* main.c */
 extern struct trapvm_boot_info boot_info;
@@ -169,7 +168,7 @@ extern u64 syscall_kstack_top;
 /* apic.c */
 void timer_init(void);
 void apic_eoi(void);
-extern volatile u64 jiffies;
+extern u64 jiffies;
 
 /* mm.c */
 void mm_init(void);
@@ -234,9 +233,9 @@ struct proc {
 
 extern struct proc *cur;
 void proc_init(void);
-void start_init(int mode) __attribute__((noreturn));
+__noreturn void start_init(int mode);
 void schedule(void);
-void do_exit(int status) __attribute__((noreturn));
+__noreturn void do_exit(int status);
 long do_fork(struct trapframe *tf);
 long do_exec(struct trapframe *tf, const char *name, u64 arg);
 long do_wait(int pid, u64 ustatus);
@@ -252,7 +251,14 @@ void trap(struct trapframe *tf);
 void swtch(u64 *old_ksp, u64 new_ksp);
 void fork_ret(void);
 void syscall_entry(void);
-extern u64 isr_table[256];
+extern char isr_stubs[];
+
+/* kernel.ld */
+extern char __image_start[], __image_end[];
+
+/* main.c, mbconv.c: entered from assembly */
+void kmain(struct trapvm_boot_info *bi);
+struct trapvm_boot_info *mb_to_boot_info(u32 mbi_addr, u32 magic);
 
 /* userbins.S */
 struct user_prog {

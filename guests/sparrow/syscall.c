@@ -88,7 +88,7 @@ void syscall_dispatch(struct trapframe *tf)
 		ret = 0;
 		break;
 	case SYS_MMAP:
-		ret = (a0 && a0 <= (1ULL << 32)) ? (long)vm_map_anon(cur, a0) :
+		ret = (a0 && a0 <= BIT_ULL(32)) ? (long)vm_map_anon(cur, a0) :
 		      -SP_EINVAL;
 		break;
 	case SYS_MUNMAP:

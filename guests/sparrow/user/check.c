@@ -7,19 +7,21 @@
  */
 #include "ulib.h"
 
-static volatile u64 words[1500] = {
+static u64 words[1500] = {
 	[0] = 0x1111111111111111ULL,
 	[511] = 0x2222,
 	[512] = 0x3333,
 	[1499] = 0x4444,
 };
-static volatile u64 zeros[3000];
+static u64 zeros[3000];
 
-int umain(unsigned long arg);
 int umain(unsigned long arg)
 {
 	int i;
 
+	/* The values come from the ELF file, not from what the compiler saw. */
+	use_memory(words);
+	use_memory(zeros);
 	for (i = 0; i < 1500; i++) {
 		u64 want = i == 0 ? 0x1111111111111111ULL : i == 511 ? 0x2222 :
 			   i == 512 ? 0x3333 : i == 1499 ? 0x4444 : 0;

@@ -8,7 +8,6 @@
  */
 #include "ulib.h"
 
-#define NOINLINE __attribute__((noinline))
 #define HZ_EXPECTED 100
 
 static struct sparrow_info info;
@@ -62,7 +61,7 @@ static u64 fnv_step(u64 h, u64 w)
 	return h;
 }
 
-static u64 checksum(const volatile u64 *p, u64 nwords)
+static u64 checksum(const u64 *p, u64 nwords)
 {
 	u64 h = 0xcbf29ce484222325ULL, i;
 
@@ -188,10 +187,10 @@ static void test_demand_zero(void)
 {
 	const u64 len = 4 << 20, words = len / 8;
 	u64 f0, f1, f2, f3, i, nonzero = 0;
-	volatile u64 *p;
+	u64 *p;
 
 	f0 = free_pages();
-	p = (volatile u64 *)sys_mmap(len);
+	p = (u64 *)sys_mmap(len);
 	f1 = free_pages();
 	ok((long)p > 0 && f1 == f0, "demand-zero: mmap of 4 MiB allocates nothing");
 	for (i = 0; i < words; i += 509)
@@ -212,36 +211,33 @@ static void test_demand_zero(void)
 /* Launder a constant address so the compiler cannot reason about it. */
 static void *addr(u64 a)
 {
-	asm volatile("" : "+r"(a));
-	return (void *)a;
+	return (void *)hide_value(a);
 }
-
-static volatile long never;
 
 static int bad_null_write(long a)
 {
 	(void)a;
-	*(volatile int *)addr(0x10) = 1;
+	*(int *)addr(0x10) = 1;
 	return 0;
 }
 
 static int bad_kernel_read(long a)
 {
 	(void)a;
-	return *(volatile int *)addr(0x100000) == 0x12345678 ? 1 : 2;
+	return *(int *)addr(0x100000) == 0x12345678 ? 1 : 2;
 }
 
 static int bad_text_write(long a)
 {
 	(void)a;
-	*(volatile u8 *)(void *)bad_text_write = 0xc3;
+	*(u8 *)addr((u64)bad_text_write) = 0xc3;
 	return 0;
 }
 
 static int bad_hole_read(long a)
 {
 	(void)a;
-	return *(volatile int *)addr(0xffff800000001000ULL);
+	return *(int *)addr(0xffff800000001000ULL);
 }
 
 static int bad_nx_exec(long a)
@@ -268,14 +264,14 @@ static int bad_ud2(long a)
 	return 0;
 }
 
-static int bad_stack_overflow(long depth);
-
-static NOINLINE int bad_stack_overflow(long depth)
+static noinline int bad_stack_overflow(long depth)
 {
-	volatile u8 pad[8192];
+	long stop = (long)hide_value(-1UL);
+	u8 pad[8192];
 
 	pad[0] = (u8)depth;
-	if (depth == never - 1)
+	use_memory(pad);
+	if (depth == stop)
 		return 0;
 	return bad_stack_overflow(depth + 1) + pad[0];
 }
@@ -283,7 +279,7 @@ static NOINLINE int bad_stack_overflow(long depth)
 static void test_bad_access(void)
 {
 	static const struct {
-		int (*fn)(long);
+		int (*fn)(long arg);
 		int sig;
 		const char *desc;
 	} cases[] = {
@@ -298,7 +294,7 @@ static void test_bad_access(void)
 	};
 	unsigned int i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(cases); i++)
 		ok(run_child(cases[i].fn, 0) == SP_W_SIGNALED(cases[i].sig),
 		   cases[i].desc);
 	ok(sys_getpid() == 1, "bad access: the parent survives all of them");
@@ -307,7 +303,7 @@ static void test_bad_access(void)
 static void test_bad_pointers(void)
 {
 	u8 *page = (u8 *)sys_mmap(4096);
-	u64 text_before = *(volatile u64 *)(void *)test_bad_pointers;
+	u64 text_before = *(u64 *)addr((u64)test_bad_pointers);
 	int st;
 
 	ok(sys_write(1, 0x10, 5) == -SP_EFAULT, "write(NULL-ish buffer) = -EFAULT");
@@ -322,7 +318,7 @@ static void test_bad_pointers(void)
 	ok(sys_info(0) == -SP_EFAULT, "info(NULL) = -EFAULT");
 	ok(sys_info(0x100000) == -SP_EFAULT, "info(kernel address) = -EFAULT");
 	ok(sys_info((void *)test_bad_pointers) == -SP_EFAULT &&
-	   *(volatile u64 *)(void *)test_bad_pointers == text_before,
+	   *(u64 *)addr((u64)test_bad_pointers) == text_before,
 	   "info(read-only text) = -EFAULT, text intact");
 	ok(sys_wait(-1, 0x100000) == -SP_EFAULT, "wait(kernel status pointer) = -EFAULT");
 	ok(sys_wait(-1, &st) == -SP_ECHILD, "wait() without children = -ECHILD");
@@ -342,10 +338,8 @@ static int child_exec(long arg)
 
 static int child_spin(long arg)
 {
-	volatile long x = arg;
-
 	for (;;)
-		x++;
+		barrier();
 	return 0;
 }
 
@@ -405,12 +399,13 @@ static void test_many(void)
 	ok(good, "24 concurrent children each checksum 64 KiB, exit statuses right");
 }
 
-static NOINLINE u64 deep(int n)
+static noinline u64 deep(int n)
 {
-	volatile u64 pad[512];
+	u64 pad[512];
 
 	pad[0] = n;
 	pad[511] = n * 3;
+	use_memory(pad);
 	if (n == 0)
 		return pad[0] + pad[511];
 	return deep(n - 1) + pad[0] + pad[511];
@@ -436,7 +431,7 @@ static void test_stack_and_leaks(void)
 	   "fork+write+exit+wait leaves the free page count unchanged");
 }
 
-static int selftest(int inject_failure)
+static int run_selftest(int inject_failure)
 {
 	printf("TAP version 13\n");
 	test_exec_and_sched();
@@ -532,9 +527,10 @@ static int child_nothing(long a)
 	return a;
 }
 
-static int bench(void)
+static u64 bench_sink;
+
+static int run_bench(void)
 {
-	volatile u64 sink = 0;
 	u64 *p;
 	long i;
 
@@ -565,7 +561,8 @@ static int bench(void)
 
 		for (i = 0; i < 1000000; i++)
 			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		sink += x;
+		x = hide_value(x);
+		bench_sink += x;
 	});
 	printf("# sparrow bench: done\n");
 	return 0;
@@ -589,7 +586,7 @@ static int demo_worker(long id)
 	return (int)id;
 }
 
-static int demo(void)
+static int run_demo(void)
 {
 	long pids[4];
 	int i;
@@ -603,7 +600,6 @@ static int demo(void)
 	return 0;
 }
 
-int umain(unsigned long mode);
 int umain(unsigned long mode)
 {
 	int ret;
@@ -612,13 +608,13 @@ int umain(unsigned long mode)
 	sys_info(&info);
 	switch (mode) {
 	case MODE_BENCH:
-		ret = bench();
+		ret = run_bench();
 		break;
 	case MODE_DEMO:
-		ret = demo();
+		ret = run_demo();
 		break;
 	default:
-		ret = selftest(mode == MODE_SELFTEST_FAIL);
+		ret = run_selftest(mode == MODE_SELFTEST_FAIL);
 		break;
 	}
 	/* Reap orphans so nothing is left behind. */

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdarg.h>
 #include "../abi.h"
+#include "../compiler.h"
+#include "../fmt.h"
 
 typedef uint8_t u8;
 typedef uint32_t u32;
@@ -31,7 +33,7 @@ static inline u64 rdtsc(void)
 	return ((u64)hi << 32) | lo;
 }
 
-static inline __attribute__((noreturn)) void sys_exit(int status)
+static inline __noreturn void sys_exit(int status)
 {
 	syscall3(SYS_EXIT, status, 0, 0);
 	__builtin_unreachable();
@@ -52,9 +54,10 @@ static inline __attribute__((noreturn)) void sys_exit(int status)
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 size_t strlen(const char *s);
-int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
-int snprintf(char *buf, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__printf(3, 4) int snprintf(char *buf, size_t size, const char *fmt, ...);
+__printf(1, 2) int printf(const char *fmt, ...);
+
+/* Each program's entry (crt0.S): the argument exec passed, the exit status. */
+int umain(unsigned long arg);
 
 #endif
