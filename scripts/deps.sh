@@ -86,8 +86,14 @@ if [ -z "$deb" ] || ! { have_all && [ "$(cat "$stamp" 2>/dev/null)" = "$(basenam
 		# apt-get download writes into the current directory; _apt
 		# cannot write into a root-owned tree, hence the warning it may
 		# print (harmless).
-		(cd "$build" && apt-get download -q linux-source-6.1 >&2) ||
-			die "apt-get download linux-source-6.1 failed (run apt-get update?)"
+		if ! (cd "$build" && apt-get download -q linux-source-6.1 >&2); then
+			# Package lists may be missing (fresh container) or stale.
+			[ "$(id -u)" -eq 0 ] ||
+				die "apt-get download linux-source-6.1 failed (apt-get update?)"
+			apt-get update -q >&2
+			(cd "$build" && apt-get download -q linux-source-6.1 >&2) ||
+				die "apt-get download linux-source-6.1 failed"
+		fi
 		deb=$(ls "$build"/linux-source-6.1_*_all.deb | sort -V | tail -n1)
 	fi
 	msg "extracting kernel-source files from $(basename "$deb")"
@@ -104,4 +110,5 @@ if [ -z "$deb" ] || ! { have_all && [ "$(cat "$stamp" 2>/dev/null)" = "$(basenam
 fi
 
 # vmlinux and initramfs for tools/testhost/run (cached, per kernel version).
-python3 "$top/tools/testhost/run" --prepare
+python3 "$top/tools/testhost/run" --prepare > /dev/null
+msg "ready"

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: build everything against the test host's kernel headers, then
+# run every test, printing TAP, and end with a line "N passed, N failed".
+# Exits non-zero if anything failed.  Phases, in order:
+#
+#   build       make all (module, tools, guests) and every selftests/*/Makefile
+#   checkpatch  checkpatch.pl --strict on kmod/ and uapi/ (one test per file;
+#               ERRORs and WARNINGs fail, CHECKs are shown)
+#   unit        make -C selftests/unit check (if that Makefile exists)
+#   in-host     one test-host boot per configuration (default, la57, pti),
+#               each running selftests/run-in-host.sh
+#   testhost    the runner's own tests (selftests/testhost/runner-tests.sh)
+#
+# Each phase's TAP is kept in build/check/<phase>.tap.  A phase that fails
+# without printing a "not ok" line gets one, so nothing fails silently.
+#
+# Env: CHECK_PHASES (space-separated subset, default all),
+#      CHECK_CONFIGS (default "default la57 pti"),
+#      CHECK_BOOT_TIMEOUT (seconds per test-host boot, default 900).
+
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+MAKE=${MAKE:-make}
+phases=${CHECK_PHASES:-build checkpatch unit in-host testhost}
+configs=${CHECK_CONFIGS:-default la57 pti}
+boot_timeout=${CHECK_BOOT_TIMEOUT:-900}
+out=$top/build/check
+passed=0
+failed=0
+t_start=$(date +%s)
+
+rm -rf "$out"
+mkdir -p "$out"
+
+kver=$(scripts/testhost-kver.sh) || exit 1
+kdir=/lib/modules/$kver/build
+export KSFT_DIR=$top/build/linux-src/tools/testing/selftests
+
+want() {
+	case " $phases " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+# count FILE: add FILE's TAP results to the totals.  "ok" lines pass (SKIP
+# included), "not ok" lines fail unless marked TODO.
+count() {
+	local p f
+	read -r p f < <(awk '
+		/^ok( |$)/ { p++ }
+		/^not ok( |$)/ { if ($0 ~ /# *TODO/) p++; else f++ }
+		END { print p + 0, f + 0 }' "$1")
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+# tap FILE LINE: append one result line to FILE and show it.
+tap() {
+	printf '%s\n' "$2" | tee -a "$1"
+}
+
+# phase NAME CMD...: run CMD, showing and keeping its TAP; a failing CMD
+# without any "not ok" of its own gets one.
+phase() {
+	local name=$1 f=$out/$1.tap rc
+	shift
+	echo "# ===== $name ====="
+	"$@" 2>&1 | tee "$f"
+	rc=${PIPESTATUS[0]}
+	if [ "$rc" != 0 ] && ! grep -q '^not ok' "$f"; then
+		tap "$f" "not ok - $name: '$*' exited $rc"
+	fi
+	count "$f"
+}
+
+# step FILE NAME CMD...: one TAP result for CMD's success; its output goes
+# to a log, shown (tail) only on failure.
+step() {
+	local f=$1 name=$2 log
+	shift 2
+	log=$out/$(echo "$name" | sed 's/[^A-Za-z0-9_.-]/_/g').log
+	if "$@" > "$log" 2>&1; then
+		tap "$f" "ok - $name"
+	else
+		tail -n 30 "$log" | sed 's/^/# /' | tee -a "$f"
+		tap "$f" "not ok - $name # see $log"
+	fi
+}
+
+build_phase() {
+	local f=$out/build.tap d
+	echo "# ===== build (KDIR=$kdir) ====="
+	: > "$f"
+	step "$f" "build: make all" \
+		$MAKE -k -j2 all KDIR="$kdir"
+	for d in selftests/*/Makefile; do
+		[ -f "$d" ] || continue
+		d=${d%/Makefile}
+		step "$f" "build: $d" \
+			$MAKE -k -j2 -C "$d" KDIR="$kdir" KSFT_DIR="$KSFT_DIR"
+	done
+	count "$f"
+}
+
+checkpatch_phase() {
+	local cp=build/linux-src/scripts/checkpatch.pl f file res
+	echo "TAP version 13"
+	if [ ! -f "$cp" ]; then
+		echo "not ok - checkpatch: $cp missing (run scripts/deps.sh)"
+		return 1
+	fi
+	find kmod uapi -name '*.[ch]' ! -name '*.mod.c' | sort > "$out/checkpatch.files"
+	echo "1..$(wc -l < "$out/checkpatch.files")"
+	local n=0
+	while read -r file; do
+		n=$((n + 1))
+		# --no-tree: we are not inside a kernel tree.  Nothing else is
+		# ignored: kmod/ and uapi/ follow the kernel's coding style.
+		res=$(perl "$cp" --no-tree --strict --show-types --color=never \
+			-f "$file" 2>&1)
+		# ERRORs and WARNINGs fail a file; --strict CHECKs are reported.
+		if echo "$res" | grep -qE '^total: 0 errors, 0 warnings'; then
+			echo "ok $n checkpatch $file # $(echo "$res" | grep '^total:')"
+			echo "$res" | grep -E '^CHECK:' | sed 's/^/# /'
+		else
+			echo "$res" | grep -vE '^(total:|$|NOTE:|.*has no obvious style)' |
+				sed 's/^/# /'
+			echo "not ok $n checkpatch $file # $(echo "$res" | grep '^total:')"
+		fi
+	done < "$out/checkpatch.files"
+}
+
+unit_phase() {
+	if [ ! -f selftests/unit/Makefile ]; then
+		echo "# selftests/unit/Makefile does not exist yet: no unit tests"
+		return 0
+	fi
+	$MAKE -s -C selftests/unit check KSFT_DIR="$KSFT_DIR"
+}
+
+# One boot per configuration, each running every in-VM test.
+in_host_phase() {
+	local cfg opts name f rc rundir
+	for cfg in $configs; do
+		case $cfg in
+		default) opts=() ;;
+		la57) opts=(--la57) ;;
+		pti) opts=(--pti) ;;
+		*) opts=() ;;
+		esac
+		name=check-$(date +%Y%m%d-%H%M%S)-$$-$cfg
+		rundir=build/testhost/runs/$name
+		f=$out/in-host-$cfg.tap
+		echo "# ===== in-host: $cfg (tools/testhost/run ${opts[*]}) ====="
+		# Live progress: the runner relays run-in-host.sh's TAP.
+		tools/testhost/run --run-name "$name" --timeout "$boot_timeout" \
+			--smp 2 "${opts[@]}" --env TESTHOST_CONFIG="$cfg" \
+			-- selftests/run-in-host.sh 2> "$out/in-host-$cfg.err"
+		rc=$?
+		# The TAP file in the results share is authoritative.
+		if [ -f "$rundir/results/tap" ]; then
+			cp "$rundir/results/tap" "$f"
+		else
+			: > "$f"
+		fi
+		{
+			sed 's/^/# /' "$out/in-host-$cfg.err" | tail -n 40
+			case $rc in
+			0) ;;
+			122 | 123 | 124 | 125)
+				echo "not ok - in-host $cfg: $(grep -h \
+					'^testhost: \(FAIL\|error\)' \
+					"$out/in-host-$cfg.err" | tail -n1)" ;;
+			*)
+				grep -q '^not ok' "$f" ||
+					echo "not ok - in-host $cfg: runner exit $rc" ;;
+			esac
+		} | tee -a "$f"
+		count "$f"
+	done
+}
+
+testhost_phase() {
+	selftests/testhost/runner-tests.sh
+}
+
+want build && build_phase
+want checkpatch && phase checkpatch checkpatch_phase
+want unit && phase unit unit_phase
+want in-host && in_host_phase
+want testhost && phase testhost testhost_phase
+
+echo "# make check took $(( $(date +%s) - t_start )) s; TAP in $out/"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
