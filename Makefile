@@ -36,3 +36,15 @@ check: check-guests
 check-guests: guests
 	selftests/guests/sparrow_native.sh
 # --- end guests
+
+# --- test host: deps, check, demo (Documentation/testing.rst)
+.PHONY: deps
+deps:
+	scripts/deps.sh
+
+check: deps
+	scripts/check.sh
+
+demo: deps
+	scripts/demo.sh
+# --- end test host
