@@ -98,6 +98,7 @@ if [ -z "$deb" ] || ! { have_all && [ "$(cat "$stamp" 2>/dev/null)" = "$(basenam
 	fi
 	msg "extracting kernel-source files from $(basename "$deb")"
 	tmp=$(mktemp -d "$build/linux-src.XXXXXX")
+	chmod 755 "$tmp"
 	trap 'rm -rf "$tmp"' EXIT
 	dpkg-deb --fsys-tarfile "$deb" |
 		tar -x -O ./usr/src/linux-source-6.1.tar.xz |
