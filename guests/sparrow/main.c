@@ -11,9 +11,28 @@ char boot_cmdline[256];
 int boot_mode;
 
 /*
+ * VMCALL with the trapvm convention (number in RAX, arguments in RBX, RCX,
+ * RDX, RSI, result in RAX).  Only issued when the boot flags say trapvm;
+ * should it still raise #UD (no hypervisor, or an old trapvm), trap()
+ * skips the instruction and the call returns -ENOSYS.  noinline: the
+ * label must exist exactly once.
+ */
+noinline long hypercall(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
+{
+	long ret;
+
+	asm volatile(".globl hypercall_insn\n"
+		     "hypercall_insn: vmcall"
+		     : "=a"(ret)
+		     : "a"(nr), "b"(a0), "c"(a1), "d"(a2), "S"(a3)
+		     : "memory");
+	return ret;
+}
+
+/*
  * Hook for per-operation exit counts in bench mode: once trapvm grows a
  * hypercall that returns the vCPU's exit counter (a TRAPVM_HC_* number in
- * uapi/linux/trapvm_guest.h), issue it here with VMCALL when
+ * uapi/linux/trapvm_guest.h), return hypercall(that number, ...) here when
  * TRAPVM_BOOT_F_TRAPVM is set.  Until then the counter is unavailable.
  */
 u64 hv_exit_count(void)
@@ -73,6 +92,9 @@ void kmain(struct trapvm_boot_info *bi)
 		boot_info.mem_size >> 20, boot_cmdline, mode_names[boot_mode]);
 
 	cpu_init();
+	if (boot_info.flags & TRAPVM_BOOT_F_TRAPVM)
+		kprintf("sparrow: trapvm hypercall version %ld\n",
+			hypercall(TRAPVM_HC_VERSION, 0, 0, 0, 0));
 	mm_init();
 	proc_init();
 	timer_init();

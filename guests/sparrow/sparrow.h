@@ -159,6 +159,8 @@ extern char boot_cmdline[256];
 extern int boot_mode;
 extern u64 tsc_khz;
 u64 hv_exit_count(void);
+long hypercall(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3);
+extern char hypercall_insn[];
 
 /* cpu.c */
 void cpu_init(void);

@@ -49,6 +49,12 @@ void trap(struct trapframe *tf)
 
 	if (tf->vec == 14)
 		cr2 = read_cr2();
+	if (!user && tf->vec == 6 && tf->rip == (u64)hypercall_insn) {
+		/* VMCALL without a hypervisor to take it: -ENOSYS. */
+		tf->rax = (u64)-SP_ENOSYS;
+		tf->rip += 3;
+		return;
+	}
 	if (!user)
 		panic("%s in kernel: rip %lx err %lx cr2 %lx rsp %lx",
 		      exc_names[tf->vec] ? exc_names[tf->vec] : "?", tf->rip,
