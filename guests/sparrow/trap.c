@@ -60,9 +60,18 @@ void trap(struct trapframe *tf)
 		      exc_names[tf->vec] ? exc_names[tf->vec] : "?", tf->rip,
 		      tf->err, cr2, tf->rsp);
 
-	if (tf->vec == 14 && !vm_fault(cur, cr2, tf->err)) {
-		check_resched();
-		return;
+	if (tf->vec == 14) {
+		int err = vm_fault(cur, cr2, tf->err);
+
+		if (!err) {
+			check_resched();
+			return;
+		}
+		if (err == -SP_ENOMEM) {
+			kprintf("sparrow: pid %d (%s) killed: out of memory at %lx\n",
+				cur->pid, cur->name, cr2);
+			do_exit(SP_W_SIGNALED(SP_SIGKILL));
+		}
 	}
 	kprintf("sparrow: pid %d (%s) killed: %s rip %lx err %lx addr %lx\n",
 		cur->pid, cur->name, exc_names[tf->vec] ? exc_names[tf->vec] : "?",

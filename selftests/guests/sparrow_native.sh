@@ -25,12 +25,12 @@ if [ ! -f "$kernel" ]; then
 	make -C "$top/guests/sparrow" >/dev/null || exit 1
 fi
 
-# boot NAME MODE "QEMU ARGS": sets $rc, $log
+# boot NAME MODE "QEMU ARGS" [MEM]: sets $rc, $log
 boot() {
 	log=$logdir/$1.log
 	start=$(date +%s.%N)
 	# shellcheck disable=SC2086
-	timeout "$timeout" "$qemu" -accel tcg $3 -m 256 -kernel "$kernel" \
+	timeout "$timeout" "$qemu" -accel tcg $3 -m "${4:-256}" -kernel "$kernel" \
 		-append "mode=$2" \
 		-device isa-debug-exit,iobase=0xf4,iosize=4 \
 		-serial "file:$log" -display none -no-reboot -nodefaults \
@@ -57,7 +57,7 @@ result() {
 
 # Self-test: status 0 (QEMU exit 1), every TAP line ok, plan matches.
 selftest() {
-	boot "$1" selftest "$2"
+	boot "$1" selftest "$2" "${3:-256}"
 	nok=$(grep -c '^ok [0-9]' "$log")
 	nnot=$(grep -c '^not ok' "$log")
 	plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | tr -d '\r')
@@ -69,12 +69,13 @@ selftest() {
 }
 
 echo "TAP version 13"
-echo "1..9"
+echo "1..10"
 
 selftest cpu-max "-cpu max"
 selftest smp1 "-cpu max -smp 1"
 selftest la57-off "-cpu max,la57=off"
 selftest smp2-intel "-cpu max,vendor=GenuineIntel -smp 2"
+selftest mem16m "-cpu max" 16
 
 # A deliberately failing self-test must be reported as a failure.
 boot fail-injected selftest-fail "-cpu max"
