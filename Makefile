@@ -33,7 +33,7 @@ guests:
 	$(MAKE) -C guests/sparrow
 
 check: check-guests
-check-guests: guests
+check-guests: deps guests
 	selftests/guests/sparrow_native.sh
 # --- end guests
 
