@@ -1,0 +1,91 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run the sparrow guest under trapvm: meant to run inside the test host,
+# with the module loaded, e.g.
+#
+#   tools/testhost/run -- selftests/guests/sparrow_trapvm.sh
+#   tools/testhost/run --smp 2 --la57 -- selftests/guests/sparrow_trapvm.sh
+#
+# A run passes only if vmctl exits with the guest's status 0 AND the
+# console shows every TAP line ok with a matching plan and the pass marker.
+# Then eight copies run at once (eight VMs), and must all pass.  Output:
+# TAP.  Environment: VMCTL (default tools/vmctl/vmctl), MEM (guest RAM,
+# default 64M), COPIES (default 8), TIMEOUT (seconds per run, default 600).
+
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+kernel=${1:-$top/guests/sparrow/sparrow.elf}
+vmctl=${VMCTL:-$top/tools/vmctl/vmctl}
+mem=${MEM:-64M}
+copies=${COPIES:-8}
+timeout=${TIMEOUT:-600}
+logdir=${TESTHOST_RESULTS:-$(mktemp -d /tmp/sparrow-trapvm.XXXXXX)}
+n=0
+failed=0
+
+result() {
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		failed=$((failed + 1))
+	fi
+}
+
+# check_selftest LOG RC: the run's exit status and its console agree.
+check_selftest() {
+	nok=$(grep -c '^ok [0-9]' "$1")
+	nnot=$(grep -c '^not ok' "$1")
+	plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$1" | tr -d '\r')
+	[ "$2" = 0 ] && [ "$nnot" = 0 ] && [ -n "$plan" ] &&
+		[ "$nok" = "$plan" ] && [ "$nok" -ge 40 ] &&
+		grep -q '^sparrow: booting on trapvm' "$1" &&
+		grep -q '^sparrow-selftest: PASS' "$1"
+}
+
+run() {
+	timeout "$timeout" "$vmctl" run --mem "$mem" --cmdline "mode=$2" \
+		"$kernel" >"$logdir/$1.log" 2>"$logdir/$1.err" </dev/null
+}
+
+echo "TAP version 13"
+echo "1..3"
+
+start=$(date +%s)
+run selftest selftest
+rc=$?
+echo "# selftest: vmctl exit $rc in $(($(date +%s) - start))s"
+check_selftest "$logdir/selftest.log" "$rc"
+result $? "sparrow selftest under trapvm"
+if [ "$rc" != 0 ]; then
+	grep -E '^not ok|killed|PANIC' "$logdir/selftest.log" | sed 's/^/#   /'
+	tail -n 5 "$logdir/selftest.log" "$logdir/selftest.err" | sed 's/^/#   /'
+fi
+
+start=$(date +%s)
+i=0
+pids=
+while [ "$i" -lt "$copies" ]; do
+	run "copy$i" selftest &
+	pids="$pids $!"
+	i=$((i + 1))
+done
+i=0
+good=0
+for pid in $pids; do
+	wait "$pid"
+	check_selftest "$logdir/copy$i.log" $? || good=1
+	i=$((i + 1))
+done
+echo "# $copies copies in $(($(date +%s) - start))s"
+result $good "$copies sparrow guests at once, every one passes its selftest"
+
+run bench bench
+rc=$?
+grep '^bench ' "$logdir/bench.log" | tr -d '\r' | sed 's/^/# /'
+[ "$rc" = 0 ] && [ "$(grep -c '^bench ' "$logdir/bench.log")" -ge 7 ]
+result $? "sparrow bench under trapvm"
+
+[ "$failed" = 0 ]
