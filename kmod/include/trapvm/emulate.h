@@ -165,8 +165,8 @@ struct trapvm_fault {
  * addresses are guest-virtual (linear, segment base already added, never
  * non-canonical: the emulator checks that).
  *
- * read/write: copy len (<= 16 for data, <= 15 for fetch; may cross a page)
- * bytes with the permission semantics of @access (TRAPVM_ACC_*): a user
+ * read/write: copy len (reads <= 24, writes <= 48 for an exception frame;
+ * may cross a page) bytes with the permission semantics of @access (TRAPVM_ACC_*): a user
  * access (ACC_USER) to a supervisor page, a write to a read-only page
  * (with CR0.WP rules), a fetch from an NX page... fail.  Return 0 on
  * success; on failure return nonzero and fill *fault (normally #PF with
