@@ -32,7 +32,7 @@
 #include "../trapvm.h"
 #include "../trace.h"
 #include "switcher.h"
-#include "bootstrap_mmu.h"
+#include "../shadow/mmu.h"
 
 static bool raw_exits;
 module_param(raw_exits, bool, 0644);
@@ -56,8 +56,10 @@ struct trapvm_vcpu_arch {
 	void *fpu;			/* XSAVE (or FXSAVE) area, page aligned */
 	size_t fpu_size;
 	u64 xfeatures;			/* RFBM for XSAVE/XRSTOR */
-	struct trapvm_boot_mmu *boot_mmu;	/* TEMPORARY, see bootstrap_mmu.h */
 	u64 last_exit_tsc;
+	/* The shadow MMU's verdict on the last #PF exit it did not fix. */
+	enum trapvm_mmu_fault_result pf_result;
+	struct trapvm_fault pf_inject;
 };
 
 /* ---- guest FPU state ---- */
@@ -128,9 +130,14 @@ int trapvm_vcpu_arch_create(struct trapvm_vcpu *vcpu)
 	ret = trapvm_switcher_get();
 	if (ret)
 		goto fail_fpu;
+	ret = trapvm_mmu_init(vcpu);
+	if (ret)
+		goto fail_switcher;
 	vcpu->arch = arch;
 	return 0;
 
+fail_switcher:
+	trapvm_switcher_put();
 fail_fpu:
 	free_pages_exact(arch->fpu, arch->fpu_size);
 fail_free:
@@ -144,7 +151,7 @@ void trapvm_vcpu_arch_destroy(struct trapvm_vcpu *vcpu)
 
 	if (!arch)
 		return;
-	trapvm_boot_mmu_destroy(arch->boot_mmu);
+	trapvm_mmu_destroy(vcpu);
 	trapvm_switcher_put();
 	free_pages_exact(arch->fpu, arch->fpu_size);
 	kfree(arch);
@@ -179,12 +186,16 @@ static void vcpu_store_regs(struct trapvm_vcpu *vcpu)
 	cpu->seg[SREG_GS].base = r->gs_base;
 }
 
-static void vcpu_enter_guest(struct trapvm_vcpu *vcpu, u64 cr3)
+static void vcpu_enter_guest(struct trapvm_vcpu *vcpu)
 {
 	struct trapvm_vcpu_arch *arch = vcpu->arch;
 	bool pkru = boot_cpu_has(X86_FEATURE_OSPKE);
 	u32 host_pkru = 0;
+	u64 cr3;
 
+	/* The shadow root of the current virtual mode, with the hole. */
+	cr3 = trapvm_mmu_root(vcpu);
+	*trapvm_mmu_hole_slot(vcpu) = trapvm_switcher_hole_pml4e();
 	vcpu_load_regs(vcpu);
 	kernel_fpu_begin();
 	local_irq_disable();
@@ -278,7 +289,6 @@ static int vcpu_handle_exit(struct trapvm_vcpu *vcpu)
 	struct trapvm_vcpu_arch *arch = vcpu->arch;
 	struct trapvm_sw_exit *e = &arch->exit;
 	u32 stat = vcpu_exit_stat(e);
-	int ret;
 
 	trapvm_vcpu_stat_inc(vcpu, stat);
 	trace_trapvm_exit(vcpu->id, stat, vcpu->cpu.rip, e->vector,
@@ -294,29 +304,27 @@ static int vcpu_handle_exit(struct trapvm_vcpu *vcpu)
 					   TRAPVM_INTERNAL_ERROR_SWITCHER);
 	}
 	if (e->vector == X86_TRAP_PF) {
-		ret = trapvm_boot_mmu_fault(arch->boot_mmu, e->cr2,
-					    e->error_code);
-		if (ret < 0)
+		/*
+		 * Hidden faults are fixed (and counted) by the shadow MMU;
+		 * anything else is the guest's business (INJECT, GP), the
+		 * device model's (MMIO) or the emulator's (EMULATE: e.g. a
+		 * supervisor-mode access the hardware made at CPL3).
+		 */
+		arch->pf_result = trapvm_mmu_page_fault(vcpu, e->cr2,
+							e->error_code,
+							&arch->pf_inject);
+		if (arch->pf_result == TRAPVM_MMU_FAULT_RESUME)
+			return 1;
+		if (arch->pf_result == TRAPVM_MMU_FAULT_KILL)
 			return vcpu_internal_error(vcpu,
 						  TRAPVM_INTERNAL_ERROR_MEMORY);
-		if (ret == 0) {
-			trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_HIDDEN_PF);
-			return 1;
-		}
 	}
 	return vcpu_handle_guest_exit(vcpu);
 }
 
 int trapvm_vcpu_run(struct trapvm_vcpu *vcpu)
 {
-	struct trapvm_vcpu_arch *arch = vcpu->arch;
 	int ret;
-
-	if (!arch->boot_mmu) {
-		arch->boot_mmu = trapvm_boot_mmu_create(vcpu->vm);
-		if (!arch->boot_mmu)
-			return -ENOMEM;
-	}
 
 	for (;;) {
 		if (signal_pending(current)) {
@@ -325,7 +333,7 @@ int trapvm_vcpu_run(struct trapvm_vcpu *vcpu)
 		}
 		cond_resched();
 
-		vcpu_enter_guest(vcpu, trapvm_boot_mmu_cr3(arch->boot_mmu));
+		vcpu_enter_guest(vcpu);
 		ret = vcpu_handle_exit(vcpu);
 		if (ret <= 0)
 			return ret;

@@ -129,6 +129,57 @@ FIXTURE(vm) {
 	long run_size;
 };
 
+/*
+ * The guest's own page tables: identity map of all RAM with 2 MiB pages,
+ * user-accessible (so the guest's virtual CPL does not matter), and
+ * 64-bit mode at virtual CPL0 (the state vmctl's loader gives a kernel).
+ */
+#define PT_P		(1ULL << 0)
+#define PT_RW		(1ULL << 1)
+#define PT_US		(1ULL << 2)
+#define PT_PS		(1ULL << 7)
+#define PML4_GPA	0x10000ULL
+
+static void guest_long_mode(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(vm) *self)
+{
+	uint64_t *pml4 = (uint64_t *)(self->ram + PML4_GPA);
+	uint64_t *pdpt = pml4 + 512, *pd = pml4 + 1024;
+	struct trapvm_segment code = {
+		.limit = 0xffffffff, .selector = TRAPVM_GUEST_KERNEL_CS,
+		.type = 0xb, .present = 1, .s = 1, .l = 1, .g = 1,
+	};
+	struct trapvm_segment data = code;
+	struct trapvm_sregs sr;
+	uint64_t a;
+
+	pml4[0] = (PML4_GPA + 0x1000) | PT_P | PT_RW | PT_US;
+	pdpt[0] = (PML4_GPA + 0x2000) | PT_P | PT_RW | PT_US;
+	for (a = 0; a < GUEST_MEM; a += 2 * MiB)
+		pd[a >> 21] = a | PT_P | PT_RW | PT_US | PT_PS;
+
+	data.selector = TRAPVM_GUEST_KERNEL_DS;
+	data.type = 0x3;
+	data.l = 0;
+	data.db = 1;
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_GET_SREGS, &sr));
+	sr.cs = code;
+	sr.ds = sr.es = sr.ss = data;
+	sr.fs = sr.gs = data;
+	sr.fs.selector = sr.gs.selector = 0;
+	sr.tr.type = 0xb;
+	sr.tr.present = 1;
+	sr.tr.limit = 0x67;
+	sr.ldt.unusable = 1;
+	sr.cr0 = 0x80010031ULL;		/* PG | WP | NE | ET | PE */
+	sr.cr3 = PML4_GPA;
+	sr.cr4 = 1ULL << 5;		/* PAE */
+	sr.efer = (1ULL << 0) | (1ULL << 8) | (1ULL << 10) | (1ULL << 11);
+	sr.cpl = 0;
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_SET_SREGS, &sr))
+		TH_LOG("SET_SREGS: %s", strerror(errno));
+}
+
 static void vm_create(struct __test_metadata *_metadata,
 		      FIXTURE_DATA(vm) *self)
 {
@@ -149,6 +200,7 @@ static void vm_create(struct __test_metadata *_metadata,
 	self->run = mmap(NULL, self->run_size, PROT_READ | PROT_WRITE,
 			 MAP_SHARED, self->vcpu, 0);
 	ASSERT_NE(MAP_FAILED, self->run);
+	guest_long_mode(_metadata, self);
 }
 
 FIXTURE_SETUP(vm)
