@@ -583,6 +583,56 @@ TEST(guest_ram_fork)
 	close(dev);
 }
 
+/*
+ * Processes racing to touch the same never-touched pages: every page is
+ * allocated exactly once and every process sees every other's writes.
+ */
+TEST(guest_ram_concurrent_first_touch)
+{
+	const int nproc = 4;
+	const uint64_t size = 4 * MiB;
+	long ps = page_size(), pages = size / ps;
+	struct trapvm_vm_info info;
+	volatile uint8_t *a;
+	int dev, vm, p, status;
+	long i;
+
+	OPEN_DEV_OR_SKIP(dev);
+	vm = create_vm_mem(_metadata, dev, size);
+	a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vm, 0);
+	ASSERT_NE(MAP_FAILED, a);
+
+	for (p = 0; p < nproc; p++) {
+		pid_t pid = fork();
+
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			/* everyone walks all pages, each writes its own byte */
+			for (i = 0; i < pages; i++)
+				a[i * ps + p] = (uint8_t)(p + 1);
+			_exit(0);
+		}
+	}
+	for (p = 0; p < nproc; p++) {
+		ASSERT_LT(0, wait(&status));
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+
+	ASSERT_EQ(0, ioctl(vm, TRAPVM_GET_VM_INFO, &info));
+	EXPECT_EQ((uint64_t)pages, info.pages_allocated);
+	for (i = 0; i < pages; i++)
+		for (p = 0; p < nproc; p++)
+			if (a[i * ps + p] != (uint8_t)(p + 1)) {
+				EXPECT_EQ(p + 1, a[i * ps + p])
+					TH_LOG("page %ld byte %d lost", i, p);
+				i = pages;
+				break;
+			}
+	munmap((void *)a, size);
+	close(vm);
+	close(dev);
+}
+
 /* ---- vCPU fd ---- */
 
 FIXTURE(vcpu) {
