@@ -11,14 +11,14 @@
 
 /* Opcode attributes. */
 #define M	0x01		/* has a ModRM byte */
-#define IB	(1 << 1)	/* imm8 */
-#define IW	(2 << 1)	/* imm16 */
-#define IZ	(3 << 1)	/* imm16/32 by operand size */
-#define IV	(4 << 1)	/* imm16/32/64 by operand size (MOV r, imm) */
-#define AP	(5 << 1)	/* far pointer: imm16/32 offset + imm16 selector */
-#define MO	(6 << 1)	/* moffs: address-size offset */
-#define WB	(7 << 1)	/* ENTER: imm16 + imm8 */
-#define IMASK	(7 << 1)
+#define IB	0x02		/* imm8 */
+#define IW	0x04		/* imm16 */
+#define IZ	0x06		/* imm16/32 by operand size */
+#define IV	0x08		/* imm16/32/64 by operand size (MOV r, imm) */
+#define AP	0x0a		/* far pointer: imm16/32 offset + imm16 selector */
+#define MO	0x0c		/* moffs: address-size offset */
+#define WB	0x0e		/* ENTER: imm16 + imm8 */
+#define IMASK	0x0e		/* bits 3:1 hold one of the above */
 #define X64	0x10		/* invalid in 64-bit mode */
 #define BAD	0x20		/* undefined opcode */
 #define D64	0x40		/* default 64-bit operand size in 64-bit mode */

@@ -125,6 +125,11 @@ int emu_load_seg(struct emu *e, unsigned int sreg, u16 sel)
 	unsigned int dpl;
 	int r;
 
+	if (sreg != SREG_SS && !(sel & 0xfffc)) {
+		/* a null data selector; Intel zeroes the base (FS/GS too) */
+		null_seg(&cpu->seg[sreg], sel);
+		return 0;
+	}
 	if (sreg == SREG_SS) {
 		bool null_ok = is_long_mode(cpu) &&
 			       trapvm_cpu_mode(cpu) == TRAPVM_MODE_64 &&
@@ -133,11 +138,6 @@ int emu_load_seg(struct emu *e, unsigned int sreg, u16 sel)
 		r = check_ss(e, sel, cpu->cpl, null_ok, &seg, desc);
 		if (r)
 			return r;
-	} else if (!(sel & 0xfffc)) {
-		/* a null data selector; Intel zeroes the base (FS/GS too) */
-		null_seg(&seg, sel);
-		cpu->seg[sreg] = seg;
-		return 0;
 	} else {
 		if (trapvm_read_desc(cpu, e->ops, e->ctx, sel, false, 0, desc,
 				     &e->fault))
