@@ -9,6 +9,7 @@
 #   checkpatch  checkpatch.pl --strict on kmod/ and uapi/ (one test per file;
 #               ERRORs and WARNINGs fail, CHECKs are shown)
 #   unit        make -C selftests/unit check (if that Makefile exists)
+#   host        every program in selftests/host.list (on the build machine)
 #   in-host     one test-host boot per configuration (default, la57, pti),
 #               each running selftests/run-in-host.sh
 #   testhost    the runner's own tests (selftests/testhost/runner-tests.sh)
@@ -25,7 +26,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 MAKE=${MAKE:-make}
-phases=${CHECK_PHASES:-build checkpatch unit in-host testhost}
+phases=${CHECK_PHASES:-build checkpatch unit host in-host testhost}
 configs=${CHECK_CONFIGS:-default la57 pti}
 boot_timeout=${CHECK_BOOT_TIMEOUT:-900}
 out=$top/build/check
@@ -126,8 +127,7 @@ checkpatch_phase() {
 			echo "ok $n checkpatch $file # $(echo "$res" | grep '^total:')"
 			echo "$res" | grep -E '^CHECK:' | sed 's/^/# /'
 		else
-			echo "$res" | grep -vE '^(total:|$|NOTE:|.*has no obvious style)' |
-				sed 's/^/# /'
+			echo "$res" | awk '/^total:/ { exit } { print "# " $0 }'
 			echo "not ok $n checkpatch $file # $(echo "$res" | grep '^total:')"
 		fi
 	done < "$out/checkpatch.files"
@@ -139,6 +139,24 @@ unit_phase() {
 		return 0
 	fi
 	$MAKE -s -C selftests/unit check KSFT_DIR="$KSFT_DIR"
+}
+
+# Programs that run on the build machine itself (e.g. a guest booted
+# natively under QEMU), one per line in selftests/host.list, each printing
+# TAP and exiting non-zero on failure.
+host_phase() {
+	local prog args rc
+	[ -f selftests/host.list ] || return 0
+	rc=0
+	while read -r prog args; do
+		case $prog in '' | '#'*) continue ;; esac
+		echo "# === $prog $args"
+		# shellcheck disable=SC2086 # args are split on purpose
+		if ! "./$prog" $args < /dev/null; then
+			rc=1
+		fi
+	done < selftests/host.list
+	return $rc
 }
 
 # One boot per configuration, each running every in-VM test.
@@ -190,6 +208,7 @@ testhost_phase() {
 want build && build_phase
 want checkpatch && phase checkpatch checkpatch_phase
 want unit && phase unit unit_phase
+want host && phase host host_phase
 want in-host && in_host_phase
 want testhost && phase testhost testhost_phase
 
