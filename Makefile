@@ -5,6 +5,7 @@
 #   make            build the module (against KDIR), vmctl and the guests
 #   make check      install what is missing, build, run every test
 #   make demo       boot the test host and run the default guest
+#   make bench      sparrow's benchmarks: native, trapvm, nested QEMU
 #
 # KDIR defaults to the running kernel's build tree; the test host uses
 # Debian's 6.1 headers (see Documentation/testing.rst).
@@ -48,3 +49,10 @@ check: deps
 demo: deps
 	scripts/demo.sh
 # --- end test host
+
+# --- bench: sparrow natively, under trapvm and under nested QEMU
+# (tools/bench/, Documentation/benchmarks.rst)
+.PHONY: bench
+bench: deps
+	tools/bench/bench.sh
+# --- end bench

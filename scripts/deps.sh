@@ -25,6 +25,7 @@ pkgs=(
 	libnl-3-dev libnl-genl-3-dev pkg-config
 	bpftrace clang libclang-rt-14-dev llvm
 	gcc libc6-dev make perl python3 xz-utils
+	gnuplot-nox	# make bench's plot (Documentation/benchmarks.rst)
 )
 
 msg() { printf 'deps: %s\n' "$*" >&2; }
