@@ -29,6 +29,8 @@
 #include <asm/special_insns.h>
 #include <asm/cpufeature.h>
 #include <trapvm/cpu.h>
+#include <trapvm/emulate.h>
+#include <trapvm/lapic.h>
 #include "../trapvm.h"
 #include "../trace.h"
 #include "switcher.h"
@@ -60,6 +62,12 @@ struct trapvm_vcpu_arch {
 	/* The shadow MMU's verdict on the last #PF exit it did not fix. */
 	enum trapvm_mmu_fault_result pf_result;
 	struct trapvm_fault pf_inject;
+
+	/* An exit to userspace whose completion the next RUN owes. */
+	bool io_pending;		/* IN/INS: data comes back in run */
+	bool hypercall_pending;		/* the result comes back in run */
+	struct trapvm_emu_result emu;
+	u32 emu_abort;			/* internal error hit inside ops */
 };
 
 /* ---- guest FPU state ---- */
@@ -133,9 +141,14 @@ int trapvm_vcpu_arch_create(struct trapvm_vcpu *vcpu)
 	ret = trapvm_mmu_init(vcpu);
 	if (ret)
 		goto fail_switcher;
+	ret = trapvm_vcpu_apic_create(vcpu);
+	if (ret)
+		goto fail_mmu;
 	vcpu->arch = arch;
 	return 0;
 
+fail_mmu:
+	trapvm_mmu_destroy(vcpu);
 fail_switcher:
 	trapvm_switcher_put();
 fail_fpu:
@@ -151,6 +164,7 @@ void trapvm_vcpu_arch_destroy(struct trapvm_vcpu *vcpu)
 
 	if (!arch)
 		return;
+	trapvm_vcpu_apic_destroy(vcpu);
 	trapvm_mmu_destroy(vcpu);
 	trapvm_switcher_put();
 	free_pages_exact(arch->fpu, arch->fpu_size);
@@ -186,7 +200,13 @@ static void vcpu_store_regs(struct trapvm_vcpu *vcpu)
 	cpu->seg[SREG_GS].base = r->gs_base;
 }
 
-static void vcpu_enter_guest(struct trapvm_vcpu *vcpu)
+/*
+ * Returns false without entering if, with interrupts off, something is
+ * found that must be handled first: a kick (IPI) that arrived before the
+ * interrupts were disabled has been consumed by the host and would not
+ * stop the guest.
+ */
+static bool vcpu_enter_guest(struct trapvm_vcpu *vcpu)
 {
 	struct trapvm_vcpu_arch *arch = vcpu->arch;
 	bool pkru = boot_cpu_has(X86_FEATURE_OSPKE);
@@ -199,6 +219,12 @@ static void vcpu_enter_guest(struct trapvm_vcpu *vcpu)
 	vcpu_load_regs(vcpu);
 	kernel_fpu_begin();
 	local_irq_disable();
+	if (need_resched() || signal_pending(current) ||
+	    (!raw_exits && trapvm_vcpu_apic_events_pending(vcpu))) {
+		local_irq_enable();
+		kernel_fpu_end();
+		return false;
+	}
 	if (pkru)
 		host_pkru = rdpkru();
 	vcpu_fpu_load(arch);
@@ -219,6 +245,7 @@ static void vcpu_enter_guest(struct trapvm_vcpu *vcpu)
 				  arch->exit.tsc_guest - arch->last_exit_tsc :
 				  0);
 	arch->last_exit_tsc = arch->exit.tsc_exit;
+	return true;
 }
 
 /* ---- exit classification ---- */
@@ -271,16 +298,276 @@ static u32 vcpu_exit_stat(const struct trapvm_sw_exit *e)
 	}
 }
 
+/* ---- the emulator's view of the vCPU (struct trapvm_emu_ops) ---- */
+
+static int vcpu_mem_result(struct trapvm_vcpu *vcpu, int r,
+			   struct trapvm_fault *f)
+{
+	if (r == TRAPVM_MMU_FAULT_INJECT || r == TRAPVM_MMU_FAULT_GP)
+		return r;
+	/*
+	 * MMIO from an emulated instruction, or out of memory: the
+	 * emulator cannot finish it.  Stop the VM with an internal error
+	 * once the emulator returns; meanwhile make the access fail.
+	 */
+	vcpu->arch->emu_abort = r == TRAPVM_MMU_FAULT_MMIO ?
+				TRAPVM_INTERNAL_ERROR_EMULATION :
+				TRAPVM_INTERNAL_ERROR_MEMORY;
+	f->vector = X86_TRAP_GP;
+	f->has_error_code = true;
+	f->error_code = 0;
+	f->cr2 = 0;
+	return r;
+}
+
+static int vcpu_emu_read(void *ctx, u64 gva, void *buf, unsigned int len,
+			 unsigned int access, struct trapvm_fault *f)
+{
+	struct trapvm_vcpu *vcpu = ctx;
+	int r;
+
+	if (access & TRAPVM_ACC_FETCH)
+		r = trapvm_mmu_fetch(vcpu, gva, buf, len, access, f);
+	else
+		r = trapvm_mmu_read_gva(vcpu, gva, buf, len, access, f);
+	return r ? vcpu_mem_result(vcpu, r, f) : 0;
+}
+
+static int vcpu_emu_write(void *ctx, u64 gva, const void *buf,
+			  unsigned int len, unsigned int access,
+			  struct trapvm_fault *f)
+{
+	struct trapvm_vcpu *vcpu = ctx;
+	int r = trapvm_mmu_write_gva(vcpu, gva, buf, len, access, f);
+
+	return r ? vcpu_mem_result(vcpu, r, f) : 0;
+}
+
+static int vcpu_emu_rdmsr(void *ctx, u32 msr, u64 *val)
+{
+	struct trapvm_vcpu *vcpu = ctx;
+
+	if (!vcpu->apic || !trapvm_lapic_is_msr(msr))
+		return TRAPVM_MSR_UNHANDLED;
+	return trapvm_lapic_rdmsr(&vcpu->apic->lapic, msr, val) ?
+	       TRAPVM_MSR_GP : TRAPVM_MSR_OK;
+}
+
+static int vcpu_emu_wrmsr(void *ctx, u32 msr, u64 val)
+{
+	struct trapvm_vcpu *vcpu = ctx;
+
+	if (!vcpu->apic || !trapvm_lapic_is_msr(msr))
+		return TRAPVM_MSR_UNHANDLED;
+	return trapvm_lapic_wrmsr(&vcpu->apic->lapic, msr, val) ?
+	       TRAPVM_MSR_GP : TRAPVM_MSR_OK;
+}
+
+static void vcpu_emu_cr3_load(void *ctx, u64 cr3, bool noflush)
+{
+	/* The shadow is a TLB without PCIDs: every CR3 load drops it. */
+	trapvm_mmu_load_cr3(ctx);
+}
+
+static void vcpu_emu_invlpg(void *ctx, u64 gva)
+{
+	trapvm_mmu_invlpg(ctx, gva);
+}
+
+static void vcpu_emu_paging_changed(void *ctx, u64 old_cr0, u64 old_cr4,
+				    u64 old_efer)
+{
+	trapvm_mmu_reset(ctx);
+}
+
+static void vcpu_emu_stat(void *ctx, unsigned int stat)
+{
+	struct trapvm_vcpu *vcpu = ctx;
+
+	if (stat < TRAPVM_STAT_NR)
+		trapvm_vcpu_stat_inc(vcpu, stat);
+}
+
+static const struct trapvm_emu_ops vcpu_emu_ops = {
+	.read		= vcpu_emu_read,
+	.write		= vcpu_emu_write,
+	.rdmsr		= vcpu_emu_rdmsr,
+	.wrmsr		= vcpu_emu_wrmsr,
+	.cr3_load	= vcpu_emu_cr3_load,
+	.invlpg		= vcpu_emu_invlpg,
+	.paging_changed	= vcpu_emu_paging_changed,
+	.stat		= vcpu_emu_stat,
+};
+
+/* ---- exits the guest caused ---- */
+
+static int vcpu_shutdown(struct trapvm_vcpu *vcpu, u32 reason)
+{
+	vcpu->run->exit_reason = TRAPVM_EXIT_SHUTDOWN;
+	vcpu->run->shutdown.reason = reason;
+	return 0;
+}
+
+/* What trapvm_deliver_*() / trapvm_emulate*() returned for delivery. */
+static int vcpu_delivered(struct trapvm_vcpu *vcpu, int status)
+{
+	if (status == TRAPVM_EMU_SHUTDOWN || vcpu->cpu.shutdown)
+		return vcpu_shutdown(vcpu, TRAPVM_SHUTDOWN_TRIPLE_FAULT);
+	return 1;
+}
+
+static int vcpu_deliver(struct trapvm_vcpu *vcpu, unsigned int vector,
+			bool has_error, u32 error_code, u64 cr2)
+{
+	int st;
+
+	trace_trapvm_inject(vcpu->id, vector, has_error, error_code, cr2,
+			    false);
+	if (vector == X86_TRAP_PF)
+		vcpu->cpu.cr2 = cr2;
+	st = trapvm_deliver_exception(&vcpu->cpu, &vcpu_emu_ops, vcpu, vector,
+				      has_error, error_code);
+	return vcpu_delivered(vcpu, st);
+}
+
+static int vcpu_exit_io(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_emu_result *res = &vcpu->arch->emu;
+	struct trapvm_run *run = vcpu->run;
+	u8 *data = (u8 *)run + TRAPVM_RUN_IO_DATA_OFFSET;
+	u32 bytes = res->io.count * res->io.size;
+
+	if (bytes > PAGE_SIZE - TRAPVM_RUN_IO_DATA_OFFSET)
+		return vcpu_internal_error(vcpu,
+					   TRAPVM_INTERNAL_ERROR_EMULATION);
+	run->exit_reason = TRAPVM_EXIT_IO;
+	run->io.direction = res->io.in ? TRAPVM_EXIT_IO_IN :
+					 TRAPVM_EXIT_IO_OUT;
+	run->io.size = res->io.size;
+	run->io.port = res->io.port;
+	run->io.count = res->io.count;
+	run->io.data_offset = TRAPVM_RUN_IO_DATA_OFFSET;
+	if (!res->io.in && res->io.data != data)
+		memcpy(data, res->io.data, bytes);
+	vcpu->arch->io_pending = res->io.in;
+	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_EXIT_USER_IO);
+	return 0;
+}
+
+/* HLT: sleep until an interrupt can wake the vCPU (or a signal). */
+static int vcpu_halt(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_cpu *cpu = &vcpu->cpu;
+	int ret;
+
+	if (!(cpu->rflags & TRAPVM_RFLAGS_IF)) {
+		/* Nothing can wake it: no NMIs are modelled. */
+		cpu->halted = 0;
+		return vcpu_shutdown(vcpu, TRAPVM_SHUTDOWN_HLT);
+	}
+	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_HALTS);
+	ret = wait_event_interruptible(vcpu->wq,
+				       trapvm_vcpu_apic_has_work(vcpu));
+	if (ret)
+		return -EINTR;		/* still halted: the next RUN waits */
+	cpu->halted = 0;
+	return 1;
+}
+
+static int vcpu_emulate(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_vcpu_arch *arch = vcpu->arch;
+	struct trapvm_sw_exit *e = &arch->exit;
+	struct trapvm_emu_result *res = &arch->emu;
+	u64 rip = vcpu->cpu.rip;
+	int st;
+
+	memset(res, 0, sizeof(*res));
+	res->io_buf = (u8 *)vcpu->run + TRAPVM_RUN_IO_DATA_OFFSET;
+	res->io_buf_size = PAGE_SIZE - TRAPVM_RUN_IO_DATA_OFFSET;
+	arch->emu_abort = 0;
+	st = trapvm_emulate(&vcpu->cpu, &vcpu_emu_ops, vcpu, res);
+	trace_trapvm_emulate(vcpu->id, rip, res->insn_class, res->insn_len,
+			     st);
+	if (arch->emu_abort)
+		return vcpu_internal_error(vcpu, arch->emu_abort);
+
+	switch (st) {
+	case TRAPVM_EMU_CONTINUE:
+		return 1;
+	case TRAPVM_EMU_EXCEPTION:
+		trace_trapvm_inject(vcpu->id, res->fault.vector,
+				    res->fault.has_error_code,
+				    res->fault.error_code, res->fault.cr2,
+				    false);
+		return vcpu_delivered(vcpu, st);
+	case TRAPVM_EMU_UNHANDLED:
+		/* Not privileged after all: the hardware fault stands. */
+		if (e->vector == X86_TRAP_PF)
+			return vcpu_deliver(vcpu, X86_TRAP_PF, true,
+					    arch->pf_inject.error_code,
+					    e->cr2);
+		return vcpu_deliver(vcpu, e->vector,
+				    trapvm_exception_has_error_code(e->vector),
+				    e->error_code, 0);
+	case TRAPVM_EMU_IO:
+		return vcpu_exit_io(vcpu);
+	case TRAPVM_EMU_HLT:
+		return vcpu_halt(vcpu);
+	case TRAPVM_EMU_HYPERCALL:
+		vcpu->run->exit_reason = TRAPVM_EXIT_HYPERCALL;
+		vcpu->run->hypercall.nr = res->hypercall.nr;
+		memcpy(vcpu->run->hypercall.args, res->hypercall.args,
+		       sizeof(vcpu->run->hypercall.args));
+		vcpu->run->hypercall.ret = 0;
+		arch->hypercall_pending = true;
+		trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_EXIT_USER_HYPERCALL);
+		return 0;
+	case TRAPVM_EMU_SHUTDOWN:
+	default:
+		return vcpu_delivered(vcpu, TRAPVM_EMU_SHUTDOWN);
+	}
+}
+
 /*
- * An exit the guest caused that the world switch cannot resolve itself
- * (#GP/#UD for the emulator, SYSCALL, other exceptions to deliver into
- * the guest).  The emulator and exception delivery are wired in here.
+ * An exit the guest caused that the world switch and the shadow MMU did
+ * not resolve: emulate, deliver into the guest, or ask userspace.
  */
 static int vcpu_handle_guest_exit(struct trapvm_vcpu *vcpu)
 {
+	struct trapvm_vcpu_arch *arch = vcpu->arch;
+	struct trapvm_sw_exit *e = &arch->exit;
+	struct trapvm_cpu *cpu = &vcpu->cpu;
+	int st;
+
 	if (raw_exits)
 		return vcpu_exit_to_user_debug(vcpu);
-	return vcpu_internal_error(vcpu, TRAPVM_INTERNAL_ERROR_EMULATION);
+
+	switch (e->vector) {
+	case X86_TRAP_GP:
+	case X86_TRAP_UD:
+		return vcpu_emulate(vcpu);
+	case X86_TRAP_PF:
+		switch (arch->pf_result) {
+		case TRAPVM_MMU_FAULT_INJECT:
+			return vcpu_deliver(vcpu, X86_TRAP_PF, true,
+					    arch->pf_inject.error_code,
+					    arch->pf_inject.cr2);
+		case TRAPVM_MMU_FAULT_GP:
+			return vcpu_deliver(vcpu, X86_TRAP_GP, true, 0, 0);
+		default:	/* EMULATE, MMIO */
+			return vcpu_emulate(vcpu);
+		}
+	case TRAPVM_SW_VEC_SYSCALL:
+		/* Hardware RCX is the next RIP; the emulator wants SYSCALL's. */
+		cpu->rip = cpu->gpr[GPR_RCX] - 2;
+		st = trapvm_emulate_syscall(cpu, &vcpu_emu_ops, vcpu);
+		return vcpu_delivered(vcpu, st);
+	default:
+		return vcpu_deliver(vcpu, e->vector,
+				    trapvm_exception_has_error_code(e->vector),
+				    e->error_code, e->cr2);
+	}
 }
 
 /* > 0: re-enter the guest; 0: exit to userspace; < 0: error. */
@@ -322,9 +609,68 @@ static int vcpu_handle_exit(struct trapvm_vcpu *vcpu)
 	return vcpu_handle_guest_exit(vcpu);
 }
 
-int trapvm_vcpu_run(struct trapvm_vcpu *vcpu)
+/* Complete what the last exit to userspace asked for. */
+static int vcpu_complete_user_exit(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_vcpu_arch *arch = vcpu->arch;
+	int st;
+
+	if (arch->hypercall_pending) {
+		arch->hypercall_pending = false;
+		vcpu->cpu.gpr[GPR_RAX] = vcpu->run->hypercall.ret;
+	}
+	if (arch->io_pending) {
+		arch->io_pending = false;
+		st = trapvm_emulate_in_complete(&vcpu->cpu, &vcpu_emu_ops,
+						vcpu, &arch->emu,
+						(u8 *)vcpu->run +
+						TRAPVM_RUN_IO_DATA_OFFSET);
+		return vcpu_delivered(vcpu, st);
+	}
+	return 1;
+}
+
+/* Deliver a pending external interrupt if the virtual CPU accepts one. */
+static int vcpu_inject_irq(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_cpu *cpu = &vcpu->cpu;
+	int vector, st;
+
+	if (!vcpu->apic)
+		return 1;
+	trapvm_vcpu_apic_sync(vcpu);
+	if (!(cpu->rflags & TRAPVM_RFLAGS_IF) || cpu->interrupt_shadow)
+		return 1;
+	vector = trapvm_lapic_pending_irq(&vcpu->apic->lapic);
+	if (vector < 0)
+		return 1;
+	trace_trapvm_inject(vcpu->id, vector, false, 0, 0, true);
+	st = trapvm_deliver_interrupt(cpu, &vcpu_emu_ops, vcpu, vector);
+	trapvm_lapic_ack_irq(&vcpu->apic->lapic, vector);
+	return vcpu_delivered(vcpu, st);
+}
+
+static void vcpu_fill_run(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_cpu *cpu = &vcpu->cpu;
+	struct trapvm_run *run = vcpu->run;
+
+	run->if_flag = !!(cpu->rflags & TRAPVM_RFLAGS_IF);
+	run->ready_for_interrupt_injection = run->if_flag &&
+					     !cpu->interrupt_shadow;
+	run->cr8 = cpu->cr8;
+	run->apic_base = cpu->apic_base;
+}
+
+static int vcpu_run_loop(struct trapvm_vcpu *vcpu)
 {
 	int ret;
+
+	if (vcpu->cpu.shutdown)
+		return vcpu_shutdown(vcpu, TRAPVM_SHUTDOWN_TRIPLE_FAULT);
+	ret = vcpu_complete_user_exit(vcpu);
+	if (ret <= 0)
+		return ret;
 
 	for (;;) {
 		if (signal_pending(current)) {
@@ -333,9 +679,29 @@ int trapvm_vcpu_run(struct trapvm_vcpu *vcpu)
 		}
 		cond_resched();
 
-		vcpu_enter_guest(vcpu);
+		if (vcpu->cpu.halted && !raw_exits) {
+			ret = vcpu_halt(vcpu);
+			if (ret <= 0)
+				return ret;
+		}
+		if (!raw_exits) {
+			ret = vcpu_inject_irq(vcpu);
+			if (ret <= 0)
+				return ret;
+		}
+
+		if (!vcpu_enter_guest(vcpu))
+			continue;
 		ret = vcpu_handle_exit(vcpu);
 		if (ret <= 0)
 			return ret;
 	}
+}
+
+int trapvm_vcpu_run(struct trapvm_vcpu *vcpu)
+{
+	int ret = vcpu_run_loop(vcpu);
+
+	vcpu_fill_run(vcpu);
+	return ret;
 }
