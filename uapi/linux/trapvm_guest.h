@@ -87,6 +87,13 @@ struct trapvm_boot_info {
  */
 #define TRAPVM_HC_VERSION		0	/* returns TRAPVM_BOOT_VERSION */
 #define TRAPVM_HC_MMU_UPDATE		1	/* RBX = list, RCX = count */
+/*
+ * The calling vCPU's exits so far (its TRAPVM_STAT_ENTRIES counter: every
+ * return from the guest to the host, this hypercall's included), for
+ * benchmarks that report exits per operation (sparrow's mode=bench).
+ * Answered by the module or by the VMM through TRAPVM_GET_STATS.
+ */
+#define TRAPVM_HC_EXIT_COUNT		2
 
 /* Devices emulated by vmctl. */
 #define TRAPVM_PORT_COM1		0x3f8	/* 16550 UART */
