@@ -13,6 +13,7 @@
 #include <linux/mm.h>
 #include <linux/uaccess.h>
 #include <linux/stringify.h>
+#include <asm/tsc.h>
 
 #include "trapvm.h"
 
@@ -43,6 +44,9 @@ static long trapvm_check_extension(unsigned long cap)
 	case TRAPVM_CAP_IRQ_INJECT:
 	case TRAPVM_CAP_STATS:
 		return 1;
+	case TRAPVM_CAP_TSC_KHZ:
+		/* What the virtual APIC's TSC-deadline mode converts with. */
+		return tsc_khz;
 	default:
 		return 0;
 	}

@@ -198,6 +198,9 @@ TEST(check_extension)
 				     TRAPVM_CAP_VCPU_MMAP_SIZE));
 	EXPECT_EQ(1, ioctl(dev, TRAPVM_CHECK_EXTENSION, TRAPVM_CAP_IRQ_INJECT));
 	EXPECT_EQ(1, ioctl(dev, TRAPVM_CHECK_EXTENSION, TRAPVM_CAP_STATS));
+	/* The host's TSC rate: 0 (unknown) or at least 1 MHz. */
+	n = ioctl(dev, TRAPVM_CHECK_EXTENSION, TRAPVM_CAP_TSC_KHZ);
+	EXPECT_TRUE(n == 0 || n >= 1000) TH_LOG("tsc_khz %d", n);
 
 	/* Unknown capabilities are absent, not errors. */
 	EXPECT_EQ(0, ioctl(dev, TRAPVM_CHECK_EXTENSION, 0));

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <x86intrin.h>
 #include <linux/trapvm_guest.h>
+#include <linux/trapvm_stats.h>
 
 #include "vmctl.h"
 #include "vm.h"
@@ -103,12 +104,18 @@ static int read_file(const char *path, void **buf, size_t *size)
 	return 0;
 }
 
-/* TSC frequency for the boot info, measured against CLOCK_MONOTONIC. */
-static uint64_t measure_tsc_khz(void)
+/*
+ * TSC frequency for the boot info: the host kernel's calibration (which
+ * the virtual APIC also uses), else measured against CLOCK_MONOTONIC.
+ */
+static uint64_t measure_tsc_khz(int dev_fd)
 {
 	struct timespec a, b, d = { 0, 20 * 1000 * 1000 };
 	uint64_t t0, t1, ns;
+	long khz = ioctl(dev_fd, TRAPVM_CHECK_EXTENSION, TRAPVM_CAP_TSC_KHZ);
 
+	if (khz > 0)
+		return khz;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	t0 = __rdtsc();
 	nanosleep(&d, NULL);
@@ -278,6 +285,33 @@ static void handle_mmio(struct run_state *rs)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 }
 
+/* Hypercalls the module leaves to the VMM (guest ABI, trapvm_guest.h). */
+static void handle_hypercall(struct run_state *rs)
+{
+	struct trapvm_run *run = rs->vcpu.run;
+	struct trapvm_vcpu_stats st;
+
+	rs->hypercalls++;
+	switch (run->hypercall.nr) {
+	case TRAPVM_HC_VERSION:
+		run->hypercall.ret = TRAPVM_BOOT_VERSION;
+		break;
+	case TRAPVM_HC_EXIT_COUNT:
+		if (ioctl(rs->vcpu.fd, TRAPVM_GET_STATS, &st) == 0 &&
+		    st.nr > TRAPVM_STAT_ENTRIES)
+			run->hypercall.ret = st.count[TRAPVM_STAT_ENTRIES];
+		else
+			run->hypercall.ret = (uint64_t)-ENOSYS;
+		break;
+	default:
+		if (vmctl_verbose)
+			fprintf(stderr, "vmctl: hypercall %llu (unknown)\n",
+				(unsigned long long)run->hypercall.nr);
+		run->hypercall.ret = (uint64_t)-ENOSYS;
+		break;
+	}
+}
+
 static void report_regs(int fd)
 {
 	struct trapvm_regs r;
@@ -316,11 +350,7 @@ static int run_loop(struct run_state *rs)
 			handle_mmio(rs);
 			break;
 		case TRAPVM_EXIT_HYPERCALL:
-			if (vmctl_verbose)
-				fprintf(stderr, "vmctl: hypercall %llu (unknown)\n",
-					(unsigned long long)run->hypercall.nr);
-			rs->hypercalls++;
-			run->hypercall.ret = (uint64_t)-ENOSYS;
+			handle_hypercall(rs);
 			break;
 		case TRAPVM_EXIT_INTR:
 			break;
@@ -452,7 +482,7 @@ static int run_main(int argc, char **argv)
 		return VMCTL_EXIT_ERROR;
 	}
 	if (vmctl_load_kernel(rs.vm.mem, mem, elf, elf_size, cmdline,
-			      measure_tsc_khz(), &layout, err, sizeof(err))) {
+			      measure_tsc_khz(rs.vm.dev_fd), &layout, err, sizeof(err))) {
 		fprintf(stderr, "vmctl run: %s: %s\n", argv[optind], err);
 		free(elf);
 		vmctl_vm_destroy(&rs.vm);

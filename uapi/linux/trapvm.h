@@ -30,6 +30,7 @@
 #define TRAPVM_CAP_VCPU_MMAP_SIZE	3	/* returns the run area size */
 #define TRAPVM_CAP_IRQ_INJECT		4	/* TRAPVM_INTERRUPT works */
 #define TRAPVM_CAP_STATS		5	/* TRAPVM_GET_STATS works */
+#define TRAPVM_CAP_TSC_KHZ		6	/* returns the host TSC kHz (0: unknown) */
 
 /* ioctls on /dev/trapvm */
 #define TRAPVM_GET_API_VERSION		_IO(TRAPVMIO, 0x00)
