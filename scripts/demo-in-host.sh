@@ -15,8 +15,9 @@ echo "== device:"
 ls -l /dev/trapvm
 echo "== $vmctl version"
 $vmctl version
-# The default guest, once vmctl has a run subcommand.
-if $vmctl help 2>&1 | grep -qw run; then
-	echo "== $vmctl run"
-	$vmctl run
+# The default guest: the bundled sparrow OS in its demo mode.
+guest=${DEMO_GUEST:-guests/sparrow/sparrow.elf}
+if [ -f "$guest" ] && $vmctl help 2>&1 | grep -qw run; then
+	echo "== $vmctl run $guest --cmdline ${DEMO_CMDLINE:-mode=demo}"
+	timeout 300 $vmctl run "$guest" --cmdline "${DEMO_CMDLINE:-mode=demo}"
 fi
