@@ -4,11 +4,6 @@
 # vmctl against the loaded module, in the test host: version, help, error
 # messages and exit statuses, counter names, and guests run with `vmctl run`
 # (UART output, exit port status, Ctrl-C).  TAP output.
-#
-# The guest tests need the world switch and the emulator: while RUN is not
-# able to run a guest yet (RUN fails with EOPNOTSUPP, or the guest stops
-# with an internal error before doing anything) they report SKIP with the
-# reason; any other wrong outcome is a failure.
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 vmctl=$top/tools/vmctl/vmctl
@@ -117,17 +112,10 @@ check "run --mem 2M with a kernel at 2 MiB: status 1, says why" \
 	sh -c "[ $st = 1 ] && grep -q 'does not fit' '$tmp/err'"
 
 # -- run: guests
-cant_run() {	# the world switch/emulator cannot run guests yet?
-	grep -q 'TRAPVM_RUN: Operation not supported' "$tmp/err" ||
-	grep -q 'internal error' "$tmp/err"
-}
-
 st=$(run timeout 60 "$vmctl" run --mem 8M "$guests/uart_exit.elf")
 printf 'hello from a trapvm guest\nsecond line through rep outsb\n' > "$tmp/want"
 if [ "$st" = 42 ] && cmp -s "$tmp/want" "$tmp/out"; then
 	ok "uart_exit guest: COM1 output and exit status 42"
-elif cant_run; then
-	ok "uart_exit guest # SKIP RUN cannot run guests yet: $(head -1 "$tmp/err")"
 else
 	echo "# status $st"
 	diag "$tmp/out" "$tmp/err"
@@ -145,8 +133,6 @@ st=$?
 kill $killer 2>/dev/null
 if [ "$st" = 130 ] && grep -q 'interrupted' "$tmp/err"; then
 	ok "Ctrl-C ends a spinning guest: status 130"
-elif cant_run; then
-	ok "Ctrl-C ends a spinning guest # SKIP RUN cannot run guests yet: $(head -1 "$tmp/err")"
 else
 	echo "# status $st"
 	diag "$tmp/err"

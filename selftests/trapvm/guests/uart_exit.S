@@ -3,7 +3,7 @@
  * A minimal guest for `vmctl run`: checks the boot information it was
  * given, prints two lines on COM1 (polling LSR, then with REP OUTSB) and
  * exits through port 0xf4 with status 42.  Status 3 means bad boot info,
- * 4 a boot stack that does not work.
+ * 4 a boot stack that does not work, 5 a wrong TRAPVM_HC_VERSION answer.
  */
 #define COM1		0x3f8
 #define EXIT_PORT	0xf4
@@ -25,6 +25,14 @@ _start:
 	popq	%rbx
 	cmpq	%rax, %rbx
 	jne	bad_stack
+
+	/* hypercall 0 (TRAPVM_HC_VERSION) answers TRAPVM_BOOT_VERSION */
+	movq	%rdi, %r12
+	xorl	%eax, %eax
+	vmcall
+	cmpq	$1, %rax
+	jne	bad_hypercall
+	movq	%r12, %rdi
 
 	/* line 1: wait for THRE in LSR before every byte */
 	leaq	line1(%rip), %rsi
@@ -53,6 +61,9 @@ bad_boot_info:
 	jmp	exit
 bad_stack:
 	movl	$4, %eax
+	jmp	exit
+bad_hypercall:
+	movl	$5, %eax
 exit:
 	movw	$EXIT_PORT, %dx
 	outl	%eax, %dx
