@@ -122,6 +122,8 @@ int emu_far_jmp_call(struct emu *e, bool call);
 int emu_far_ret(struct emu *e);
 int emu_iret(struct emu *e);
 int emu_sysret(struct emu *e);
+int emu_sysenter(struct emu *e);
+int emu_sysexit(struct emu *e);
 int emu_lldt_ltr(struct emu *e, bool ltr);
 
 /* exception.c */

@@ -311,6 +311,18 @@ static int set_cr4(struct emu *e, u64 val)
 	return R_NEXT;
 }
 
+/* CR8 reads the APIC's TPR[7:4] when the APIC model answers. */
+static u64 get_cr8(struct emu *e)
+{
+	u64 tpr;
+
+	if (e->ops->rdmsr &&
+	    e->ops->rdmsr(e->ctx, TRAPVM_MSR_X2APIC_TPR, &tpr) ==
+	    TRAPVM_MSR_OK)
+		e->cpu->cr8 = (tpr >> 4) & 0xf;
+	return e->cpu->cr8;
+}
+
 static int emu_mov_cr(struct emu *e, bool to_cr)
 {
 	struct trapvm_cpu *cpu = e->cpu;
@@ -340,7 +352,7 @@ static int emu_mov_cr(struct emu *e, bool to_cr)
 			val = cpu->cr4;
 			break;
 		default:
-			val = cpu->cr8;
+			val = get_cr8(e);
 			break;
 		}
 		emu_reg_write(e, e->insn.rm, size, val);
@@ -361,6 +373,9 @@ static int emu_mov_cr(struct emu *e, bool to_cr)
 		if (val >> 4)
 			return emu_gp(e, 0);
 		cpu->cr8 = val;
+		/* CR8 is TPR[7:4] (SDM 10.8.6.1): keep the APIC in step */
+		if (e->ops->wrmsr)
+			e->ops->wrmsr(e->ctx, TRAPVM_MSR_X2APIC_TPR, val << 4);
 		return R_NEXT;
 	}
 }
@@ -1175,6 +1190,29 @@ static int dispatch_0f(struct emu *e)
 		e->res->insn_class = TRAPVM_INSN_RDPMC;
 		emu_stat(e, TRAPVM_STAT_EMUL_OTHER);
 		return emu_gp(e, 0);
+	case 0x34:
+	case 0x35:
+		e->res->insn_class = TRAPVM_INSN_SYSENTER;
+		emu_stat(e, TRAPVM_STAT_EMUL_OTHER);
+		if (insn->prefixes & TRAPVM_PFX_LOCK)
+			return emu_ud(e);
+		return insn->opcode == 0x34 ? emu_sysenter(e) : emu_sysexit(e);
+	case 0xa2:	/* CPUID: only traps with CPUID faulting on */
+		e->res->insn_class = TRAPVM_INSN_CPUID;
+		emu_stat(e, TRAPVM_STAT_EMUL_OTHER);
+		if (!e->ops->cpuid)
+			return R_UNHANDLED;
+		{
+			u32 out[4] = { 0 };
+
+			e->ops->cpuid(e->ctx, cpu->gpr[GPR_RAX],
+				      cpu->gpr[GPR_RCX], out);
+			cpu->gpr[GPR_RAX] = out[0];
+			cpu->gpr[GPR_RBX] = out[1];
+			cpu->gpr[GPR_RCX] = out[2];
+			cpu->gpr[GPR_RDX] = out[3];
+		}
+		return R_NEXT;
 	case 0xa1:
 		return emu_pop_sreg(e, SREG_FS);
 	case 0xa9:
@@ -1425,6 +1463,13 @@ int trapvm_emulate(struct trapvm_cpu *cpu, const struct trapvm_emu_ops *ops,
 	case R_JUMPED:
 		cpu->rflags &= ~TRAPVM_RFLAGS_RF;
 		status = TRAPVM_EMU_CONTINUE;
+		if (old_rflags & TRAPVM_RFLAGS_TF) {
+			/* TF at the start counts, even if the insn cleared it */
+			cpu->dr[6] |= BIT_ULL(14);
+			status = trapvm_deliver_exception(cpu, ops, ctx,
+							  TRAPVM_DB_VECTOR,
+							  false, 0);
+		}
 		break;
 	case R_FAULT:
 		status = emu_deliver(&e);

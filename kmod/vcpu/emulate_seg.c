@@ -508,6 +508,67 @@ int emu_sysret(struct emu *e)
 	return R_JUMPED;
 }
 
+/* Flat CS and SS for SYSENTER/SYSEXIT/SYSRET-style transitions. */
+static void flat_cs_ss(struct trapvm_cpu *cpu, u16 cs, u16 cs_attr, u16 ss,
+		       unsigned int dpl)
+{
+	cpu->seg[SREG_CS].selector = cs;
+	cpu->seg[SREG_CS].attr = cs_attr;
+	cpu->seg[SREG_CS].base = 0;
+	cpu->seg[SREG_CS].limit = 0xffffffff;
+	cpu->seg[SREG_SS].selector = ss;
+	cpu->seg[SREG_SS].attr = ATTR_DATA(dpl);
+	cpu->seg[SREG_SS].base = 0;
+	cpu->seg[SREG_SS].limit = 0xffffffff;
+	cpu->cpl = dpl;
+}
+
+/* SYSENTER (SDM vol. 2B), IA-32e mode: into 64-bit code at CPL0. */
+int emu_sysenter(struct emu *e)
+{
+	struct trapvm_cpu *cpu = e->cpu;
+	u16 cs = cpu->sysenter_cs;
+	bool lm = is_long_mode(cpu);
+
+	if (!(cpu->cr0 & TRAPVM_CR0_PE) || !(cs & 0xfffc))
+		return emu_gp(e, 0);
+	cpu->rflags &= ~(TRAPVM_RFLAGS_VM | TRAPVM_RFLAGS_IF |
+			 TRAPVM_RFLAGS_RF);
+	flat_cs_ss(cpu, cs & 0xfffc, lm ? ATTR_CODE64(0) : ATTR_CODE32(0),
+		   (cs & 0xfffc) + 8, 0);
+	if (lm) {
+		cpu->gpr[GPR_RSP] = cpu->sysenter_esp;
+		cpu->rip = cpu->sysenter_eip;
+	} else {
+		cpu->gpr[GPR_RSP] = cpu->sysenter_esp & 0xffffffffULL;
+		cpu->rip = cpu->sysenter_eip & 0xffffffffULL;
+	}
+	return R_JUMPED;
+}
+
+/* SYSEXIT: back to CPL3, 64-bit with REX.W (RIP = RDX, RSP = RCX). */
+int emu_sysexit(struct emu *e)
+{
+	struct trapvm_cpu *cpu = e->cpu;
+	u16 cs = cpu->sysenter_cs;
+
+	if (!(cpu->cr0 & TRAPVM_CR0_PE) || !(cs & 0xfffc) || cpu->cpl != 0)
+		return emu_gp(e, 0);
+	if (e->insn.opsize == 8) {
+		if (!trapvm_is_canonical(cpu, cpu->gpr[GPR_RDX]) ||
+		    !trapvm_is_canonical(cpu, cpu->gpr[GPR_RCX]))
+			return emu_gp(e, 0);
+		flat_cs_ss(cpu, (cs + 32) | 3, ATTR_CODE64(3), (cs + 40) | 3, 3);
+		cpu->rip = cpu->gpr[GPR_RDX];
+		cpu->gpr[GPR_RSP] = cpu->gpr[GPR_RCX];
+	} else {
+		flat_cs_ss(cpu, (cs + 16) | 3, ATTR_CODE32(3), (cs + 24) | 3, 3);
+		cpu->rip = cpu->gpr[GPR_RDX] & 0xffffffffULL;
+		cpu->gpr[GPR_RSP] = cpu->gpr[GPR_RCX] & 0xffffffffULL;
+	}
+	return R_JUMPED;
+}
+
 int trapvm_emulate_syscall(struct trapvm_cpu *cpu,
 			   const struct trapvm_emu_ops *ops, void *ctx)
 {

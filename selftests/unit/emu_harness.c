@@ -272,6 +272,15 @@ static void h_stat(void *ctx, unsigned int stat)
 	h->stats[stat]++;
 }
 
+static void h_cpuid(void *ctx, u32 leaf, u32 subleaf, u32 out[4])
+{
+	/* a recognisable answer: leaf/subleaf echoed */
+	out[0] = leaf;
+	out[1] = subleaf;
+	out[2] = 0x6e74654c;
+	out[3] = 0x4d565054;
+}
+
 const struct trapvm_emu_ops h_ops = {
 	.read = h_read,
 	.write = h_write,
@@ -281,6 +290,7 @@ const struct trapvm_emu_ops h_ops = {
 	.invlpg = h_invlpg,
 	.paging_changed = h_paging_changed,
 	.stat = h_stat,
+	.cpuid = h_cpuid,
 };
 
 int h_emulate(struct harness *h, struct trapvm_emu_result *res)

@@ -1339,6 +1339,85 @@ static void test_fetch_faults(void)
 	EXPECT_EXC(14, 0x15, start);
 }
 
+static void test_sysenter_sysexit(void)
+{
+	u64 start;
+
+	/* SYSENTER_CS = 0: #GP(0) */
+	setup_user();
+	start = CPU.rip;
+	run("0f 34");
+	EXPECT_GP0();
+
+	/* into 64-bit CPL0 code: CS = SYSENTER_CS, SS = +8, IF cleared */
+	setup_user();
+	CPU.sysenter_cs = SEL_KCODE;
+	CPU.sysenter_esp = H_KSTACK_TOP - 0x40;
+	CPU.sysenter_eip = 0xffffffff81234000ULL;
+	start = CPU.rip;
+	run("0f 34");
+	EXPECT_EQ(R.status, TRAPVM_EMU_CONTINUE);
+	EXPECT_EQ(CPU.cpl, 0);
+	EXPECT_EQ(CPU.rip, 0xffffffff81234000ULL);
+	EXPECT_EQ(CPU.gpr[GPR_RSP], H_KSTACK_TOP - 0x40);
+	EXPECT_EQ(CPU.seg[SREG_CS].selector, SEL_KCODE);
+	EXPECT_EQ(CPU.seg[SREG_SS].selector, SEL_KDATA);
+	EXPECT_EQ(CPU.rflags & TRAPVM_RFLAGS_IF, 0);
+
+	/* SYSEXIT (REX.W): CS = SYSENTER_CS + 32, SS = + 40, RPL 3 */
+	setup();
+	CPU.sysenter_cs = SEL_KCODE32;
+	CPU.gpr[GPR_RDX] = H_UCODE + 4;
+	CPU.gpr[GPR_RCX] = H_USTACK_TOP - 8;
+	start = CPU.rip;
+	run("48 0f 35");
+	EXPECT_EQ(R.status, TRAPVM_EMU_CONTINUE);
+	EXPECT_EQ(CPU.cpl, 3);
+	EXPECT_EQ(CPU.rip, H_UCODE + 4);
+	EXPECT_EQ(CPU.gpr[GPR_RSP], H_USTACK_TOP - 8);
+	EXPECT_EQ(CPU.seg[SREG_CS].selector, SEL_KCODE32 + 32 + 3);
+	EXPECT_EQ(CPU.seg[SREG_SS].selector, SEL_KCODE32 + 40 + 3);
+
+	/* SYSEXIT at CPL3, or to a non-canonical RIP: #GP(0) */
+	setup_user();
+	CPU.sysenter_cs = SEL_KCODE32;
+	start = CPU.rip;
+	run("48 0f 35");
+	EXPECT_GP0();
+	setup();
+	CPU.sysenter_cs = SEL_KCODE32;
+	CPU.gpr[GPR_RDX] = 0x0000800000000000ULL;
+	start = CPU.rip;
+	run("48 0f 35");
+	EXPECT_GP0();
+}
+
+static void test_cpuid_cr8_tpr(void)
+{
+	u64 start;
+
+	/* CPUID (trapping with CPUID faulting) answered by the hook */
+	setup_user();
+	CPU.gpr[GPR_RAX] = 0xffffffff00000007ULL;
+	CPU.gpr[GPR_RCX] = 1;
+	start = CPU.rip;
+	run("0f a2");
+	EXPECT_OK(2);
+	EXPECT_EQ(CPU.gpr[GPR_RAX], 7);
+	EXPECT_EQ(CPU.gpr[GPR_RBX], 1);
+	EXPECT_EQ(CPU.gpr[GPR_RDX], 0x4d565054);
+
+	/* CR8 and the x2APIC TPR are the same register (TPR = CR8 << 4) */
+	setup();
+	mov_to_cr(8, 0xa);
+	EXPECT_EQ(H.x2apic[8], 0xa0);
+	H.x2apic[8] = 0x5c;
+	start = CPU.rip;
+	run("44 0f 20 c0");			/* mov rax, cr8 */
+	EXPECT_OK(4);
+	EXPECT_EQ(CPU.gpr[GPR_RAX], 5);
+}
+
 static void test_single_step(void)
 {
 	u64 start;
@@ -1350,6 +1429,14 @@ static void test_single_step(void)
 	/* #DB is a trap: the frame holds the next instruction */
 	EXPECT_EXC(1, -1, start + 1);
 	EXPECT(CPU.dr[6] & BIT(14), "DR6.BS");
+
+	/* after a far transfer the trap reports the new RIP */
+	setup();
+	CPU.rflags |= TRAPVM_RFLAGS_TF;
+	push_frame((u64[]){ H_KCODE + 0x40, SEL_KCODE }, 2);
+	start = CPU.rip;
+	run("48 cb");
+	EXPECT_EXC(1, -1, H_KCODE + 0x40);
 }
 
 int main(void)
@@ -1371,6 +1458,8 @@ int main(void)
 	RUN(test_io);
 	RUN(test_misc);
 	RUN(test_fetch_faults);
+	RUN(test_sysenter_sysexit);
+	RUN(test_cpuid_cr8_tpr);
 	RUN(test_single_step);
 	return tap_done();
 }

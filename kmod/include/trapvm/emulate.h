@@ -130,6 +130,7 @@
 #define TRAPVM_MSR_TSC_AUX		0xc0000103
 #define TRAPVM_MSR_X2APIC_FIRST		0x00000800	/* ops->rdmsr/wrmsr */
 #define TRAPVM_MSR_X2APIC_LAST		0x000008ff
+#define TRAPVM_MSR_X2APIC_TPR		0x00000808	/* CR8 = TPR[7:4] */
 
 /* XCR0 bits. */
 #define TRAPVM_XCR0_X87		BIT_ULL(0)
@@ -180,7 +181,13 @@ struct trapvm_fault {
  * invlpg: the guest invalidated the translation of @gva.
  * paging_changed: CR0.PG/WP, CR4 paging bits or EFER.NXE/LMA changed; old
  * values are passed, new ones are in cpu.
- * stat: count an event (enum trapvm_vcpu_stat index).  All may be NULL.
+ * stat: count an event (enum trapvm_vcpu_stat index).
+ * cpuid: answer CPUID (leaf EAX, subleaf ECX) into out[] = EAX, EBX, ECX,
+ * EDX, for hosts with CPUID faulting; NULL leaves CPUID unhandled.
+ * All but read/write may be NULL.
+ *
+ * MOV to/from CR8 also goes through rdmsr/wrmsr of TRAPVM_MSR_X2APIC_TPR
+ * (TPR = CR8 << 4), so an APIC model sees the same priority.
  */
 struct trapvm_emu_ops {
 	int (*read)(void *ctx, u64 gva, void *buf, unsigned int len,
@@ -194,6 +201,7 @@ struct trapvm_emu_ops {
 	void (*paging_changed)(void *ctx, u64 old_cr0, u64 old_cr4,
 			       u64 old_efer);
 	void (*stat)(void *ctx, unsigned int stat);
+	void (*cpuid)(void *ctx, u32 leaf, u32 subleaf, u32 out[4]);
 };
 
 enum trapvm_emu_status {
@@ -222,6 +230,7 @@ enum trapvm_insn_class {
 	TRAPVM_INSN_OUTS, TRAPVM_INSN_INVLPG, TRAPVM_INSN_WBINVD,
 	TRAPVM_INSN_XSETBV, TRAPVM_INSN_VMCALL, TRAPVM_INSN_RDPMC,
 	TRAPVM_INSN_UD, TRAPVM_INSN_CLAC_STAC, TRAPVM_INSN_MONITOR_MWAIT,
+	TRAPVM_INSN_SYSENTER, TRAPVM_INSN_CPUID,
 	TRAPVM_INSN_NR
 };
 
