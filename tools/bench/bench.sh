@@ -22,7 +22,8 @@
 #   BENCH_COLUMNS="native trapvm nested"
 #   BENCH_BUILD=1            0: use the binaries as they are
 #   BENCH_HOST_MEM=1024      test host memory (MiB)
-#   BENCH_HOST_OPTS=""       extra tools/testhost/run options (e.g. --la57)
+#   BENCH_HOST_OPTS=""       extra tools/testhost/run options (e.g. --la57;
+#                            not --append, which would replace ours)
 #   BENCH_TIMEOUT=300        seconds per run before it counts as hung
 #   BENCH_OUT=build/bench    output directory
 
@@ -41,14 +42,31 @@ kernel=guests/sparrow/sparrow.elf
 # QEMU all use it (the test host adds its own -smp/-m, see testing.rst).
 qemu_cpu=(-accel tcg -cpu max)
 guest_mem=256
-# shellcheck disable=SC2206
-host_opts=(--mem "$host_mem" --timeout "$tmo" ${BENCH_HOST_OPTS:-})
 
 msg() { printf 'bench: %s\n' "$*" >&2; }
 
 rm -rf "$out/runs"
 mkdir -p "$out/runs" || exit 1
 stamp=$(date -u +%Y%m%d-%H%M%S)-$$
+
+# Every RDTSC here reads the build machine's TSC (QEMU TCG passes the
+# host's through, and trapvm guests run RDTSC natively in the test host).
+# The test host's kernel sometimes calibrates it ~8x too slow against its
+# PIT when the machine is loaded (then its CLOCK_MONOTONIC, vmctl's
+# tsc_khz for sparrow and the nested QEMU's clocks are all off): tell it
+# the rate measured here.
+tsc_khz=
+if gcc -O2 -o "$out/tsc-khz" tools/bench/tsc-khz.c 2>"$out/tsc-khz.log"; then
+	tsc_khz=$("$out/tsc-khz")
+fi
+host_opts=(--mem "$host_mem" --timeout "$tmo")
+if [ -n "$tsc_khz" ]; then
+	host_opts+=(--append "tsc_early_khz=$tsc_khz")
+else
+	msg "could not measure the TSC rate: the test host calibrates its own"
+fi
+# shellcheck disable=SC2206
+host_opts+=(${BENCH_HOST_OPTS:-})
 
 # --- build ------------------------------------------------------------
 # sparrow is needed by every column; the module and vmctl (built against
@@ -87,7 +105,8 @@ fi
 	echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "runs=$runs"
 	echo "host_mem=$host_mem"
-	echo "host_opts=${BENCH_HOST_OPTS:-}"
+	echo "host_opts=${host_opts[*]:4}"
+	echo "tsc_khz=$tsc_khz"
 	echo "build_note=$build_note"
 } >"$out/runs/machine.env"
 

@@ -154,7 +154,7 @@ def collect(outdir, col):
         secs = read(base + '.secs', '?').strip()
         text = read(base + '.log')
         p = parse_log(text)
-        p.update(run=n, rc=rc, secs=secs, log=os.path.relpath(base + '.log', outdir),
+        p.update(run=n, rc=rc, secs=secs, log=os.path.relpath(base + '.log'),
                  reason=failure_reason(col, rc, text, secs))
         if p['reason'] is None and not p['done']:
             p['reason'] = 'guest did not report "bench: done"'
@@ -292,7 +292,7 @@ def main():
             st['reason'] = 'no run recorded'
         elif bad:
             r = bad[0]
-            st['reason'] = 'run %d failed after %s s: %s (%d of %d operations reported; log build/bench/%s)' % (
+            st['reason'] = 'run %d failed after %s s: %s (%d of %d operations reported; log %s)' % (
                 r['run'], r['secs'], r['reason'], len(r['ops']), len(ops), r['log'])
         else:
             st['reason'] = None
@@ -310,6 +310,16 @@ def main():
         st['tsc_khz'] = next((r['tsc_khz'] for r in rs if r['tsc_khz']), None)
         st['platform'] = next((r['platform'] for r in rs if r['platform']), None)
         st['secs'] = [r['secs'] for r in rs]
+        # sparrow converts TSC ticks with the rate it was given or
+        # calibrated; every column reads the same (build machine's) TSC.
+        st['tsc_warning'] = None
+        ref = int(env.get('tsc_khz') or 0)
+        rates = sorted({r['tsc_khz'] for r in rs if r['tsc_khz']})
+        bad_rates = [k for k in rates if ref and abs(k - ref) > ref * 0.02]
+        if bad_rates:
+            st['tsc_warning'] = ('sparrow timed with a TSC rate of %s kHz but the '
+                                 'machine\'s is %d kHz: these times are off by that factor'
+                                 % ('/'.join(str(k) for k in bad_rates), ref))
         status[c] = st
 
     counters = next((r['counters'] for r in reversed(runs['trapvm'])
@@ -348,12 +358,14 @@ def main():
     text = []
     text.append('sparrow mode=bench, time per operation (median of %s run(s) per column)'
                 % env.get('runs', '?'))
-    text.append('machine: %s CPU(s), %s; %s; test host %s (--mem %s%s); %s; commit %s; load %s'
-                % (env.get('cpus', '?'), env.get('cpu_model', '?'), env.get('qemu', '?'),
-                   env.get('testhost_kernel', '?'), env.get('host_mem', '?'),
-                   (' ' + env['host_opts']) if env.get('host_opts') else '',
-                   env.get('date', '?'), env.get('commit', '?'),
-                   env.get('loadavg_start', '?')))
+    text.append('machine: %s CPU(s), %s, TSC %s kHz; %s' % (
+        env.get('cpus', '?'), env.get('cpu_model', '?'), env.get('tsc_khz') or '?',
+        env.get('qemu', '?')))
+    text.append('test host: %s, tools/testhost/run --mem %s %s' % (
+        env.get('testhost_kernel', '?'), env.get('host_mem', '?'),
+        env.get('host_opts', '')))
+    text.append('%s; commit %s; load average at start %s' % (
+        env.get('date', '?'), env.get('commit', '?'), env.get('loadavg_start', '?')))
     text.append('')
     for i, li in enumerate(lines):
         text.append('  '.join([li[0].ljust(w[0])] + [li[j].rjust(w[j])
@@ -371,6 +383,8 @@ def main():
         if st['tsc_khz']:
             s += ' [tsc %d kHz, %s]' % (st['tsc_khz'], st['platform'])
         text.append(s)
+        if st['tsc_warning']:
+            text.append('             WARNING: ' + st['tsc_warning'])
     text.append(exits_note)
     if counters:
         nexits = sum(v for k, v in counters.items() if k.startswith('exit_'))
