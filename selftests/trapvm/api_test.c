@@ -21,6 +21,8 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <time.h>
 
 #include <linux/trapvm.h>
 #include <linux/trapvm_stats.h>
@@ -1093,6 +1095,146 @@ TEST_F(vcpu, stats)
 
 	EXPECT_EQ(-1, ioctl(self->vcpu, TRAPVM_GET_STATS, NULL));
 	EXPECT_EQ(EFAULT, errno);
+}
+
+/*
+ * A 64-bit guest that spins forever at 2 MiB: identity-mapped 2 MiB pages,
+ * a flat GDT, entry state as in the guest ABI.
+ */
+#define SPIN_RIP	0x200000ULL
+
+static void setup_spin_guest(struct __test_metadata *_metadata, int vcpu,
+			     uint8_t *ram)
+{
+	static const uint8_t spin[] = { 0xf3, 0x90, 0xeb, 0xfc }; /* pause; jmp */
+	uint64_t *pml4 = (uint64_t *)(ram + 0x1000);
+	uint64_t *pdpt = (uint64_t *)(ram + 0x2000);
+	uint64_t *pd = (uint64_t *)(ram + 0x3000);
+	uint64_t *gdt = (uint64_t *)(ram + 0x4000);
+	struct trapvm_sregs s;
+	struct trapvm_regs r;
+
+	pml4[0] = 0x2000 | 3;
+	pdpt[0] = 0x3000 | 3;
+	pd[0] = 0x000000 | 0x83;
+	pd[1] = 0x200000 | 0x83;
+	gdt[2] = 0x00af9b000000ffffULL;		/* 0x10: 64-bit code */
+	gdt[3] = 0x00cf93000000ffffULL;		/* 0x18: data */
+	memcpy(ram + SPIN_RIP, spin, sizeof(spin));
+
+	long_mode_sregs(&s);
+	s.cr3 = 0x1000;
+	s.cr4 |= (1 << 9) | (1 << 10);		/* OSFXSR, OSXMMEXCPT */
+	s.gdt.base = 0x4000;
+	s.gdt.limit = 0x1f;
+	s.fs.unusable = s.gs.unusable = 1;
+	s.tr.unusable = 1;
+	s.tr.present = 0;
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_SET_SREGS, &s));
+	memset(&r, 0, sizeof(r));
+	r.rip = SPIN_RIP;
+	r.rsp = 0x300000;
+	r.rflags = 0x2;
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_SET_REGS, &r));
+}
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+}
+
+struct kicker {
+	pthread_t target;
+	int vcpu;
+	int stats_ok;
+	uint64_t entries_seen;
+	long stats_ns;
+};
+
+/* While the vCPU runs: counters readable at once, then a signal stops it. */
+static void *kicker_thread(void *arg)
+{
+	struct kicker *k = arg;
+	struct timespec d = { 0, 300 * 1000 * 1000 }, a, b;
+	struct trapvm_interrupt irq = { .vector = 0x40 };
+	struct trapvm_vcpu_stats st;
+
+	nanosleep(&d, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	k->stats_ok = ioctl(k->vcpu, TRAPVM_GET_STATS, &st) == 0;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	k->stats_ns = (b.tv_sec - a.tv_sec) * 1000000000L +
+		      (b.tv_nsec - a.tv_nsec);
+	k->entries_seen = st.count[TRAPVM_STAT_ENTRIES];
+	/* An interrupt for a vCPU that has IF=0 only stays pending. */
+	ioctl(k->vcpu, TRAPVM_INTERRUPT, &irq);
+	pthread_kill(k->target, SIGUSR1);
+	return NULL;
+}
+
+TEST(run_signal)
+{
+	struct sigaction sa = { .sa_handler = on_sigusr1 };	/* no SA_RESTART */
+	struct trapvm_vcpu_stats st;
+	struct trapvm_regs r;
+	struct kicker k;
+	struct trapvm_run *run;
+	pthread_t t;
+	uint8_t *ram;
+	int dev, vm, vcpu, ret;
+
+	OPEN_DEV_OR_SKIP(dev);
+	vm = create_vm_mem(_metadata, dev, 4 * MiB);
+	vcpu = ioctl(vm, TRAPVM_CREATE_VCPU, 0);
+	ASSERT_LE(0, vcpu);
+	ram = mmap(NULL, 4 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, vm, 0);
+	ASSERT_NE(MAP_FAILED, ram);
+	run = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
+		   vcpu, 0);
+	ASSERT_NE(MAP_FAILED, run);
+	setup_spin_guest(_metadata, vcpu, ram);
+
+	sigemptyset(&sa.sa_mask);
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	k.target = pthread_self();
+	k.vcpu = vcpu;
+	k.stats_ok = 0;
+	ASSERT_EQ(0, pthread_create(&t, NULL, kicker_thread, &k));
+	ret = ioctl(vcpu, TRAPVM_RUN, 0);
+	if (ret < 0 && errno == EOPNOTSUPP) {
+		pthread_join(t, NULL);
+		SKIP(return, "RUN cannot run guests in this build");
+	}
+	EXPECT_EQ(-1, ret);
+	EXPECT_EQ(EINTR, errno);
+	EXPECT_EQ(TRAPVM_EXIT_INTR, run->exit_reason);
+	pthread_join(t, NULL);
+
+	/* GET_STATS did not wait for RUN (which held the vCPU for 300 ms). */
+	EXPECT_TRUE(k.stats_ok);
+	EXPECT_GT(200 * 1000 * 1000L, k.stats_ns);
+	EXPECT_LT(0, k.entries_seen);
+
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_GET_STATS, &st));
+	EXPECT_EQ(1, st.count[TRAPVM_STAT_EXIT_SIGNAL]);
+	EXPECT_LE(k.entries_seen, st.count[TRAPVM_STAT_ENTRIES]);
+
+	/* The guest was in its loop, and RUN resumes it there. */
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_GET_REGS, &r));
+	EXPECT_TRUE(r.rip >= SPIN_RIP && r.rip < SPIN_RIP + 4)
+		TH_LOG("rip %#llx", (unsigned long long)r.rip);
+	run->immediate_exit = 1;
+	EXPECT_EQ(-1, ioctl(vcpu, TRAPVM_RUN, 0));
+	EXPECT_EQ(EINTR, errno);
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_GET_STATS, &st));
+	EXPECT_EQ(2, st.count[TRAPVM_STAT_EXIT_SIGNAL]);
+
+	signal(SIGUSR1, SIG_DFL);
+	munmap(run, page_size());
+	munmap(ram, 4 * MiB);
+	close(vcpu);
+	close(vm);
+	close(dev);
 }
 
 /* ---- lifetime ---- */
