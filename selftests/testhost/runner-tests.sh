@@ -17,7 +17,7 @@ n=0
 failed=0
 
 echo "TAP version 13"
-echo "1..9"
+echo "1..12"
 
 # check NAME EXPECTED-STATUS GOT-STATUS [extra condition result]
 report() {
@@ -59,6 +59,23 @@ report "console and dmesg kept" \
 
 boot status --no-module -- sh -c 'exit 7'
 report "CMD exit status relayed (7)" "$([ $rc = 7 ] && echo 1)" "status $rc"
+
+# The configuration matrix, checked against what the test host's kernel
+# reports (/proc/cpuinfo flags, /proc/cmdline), not against our options.
+boot cfg-default --no-module --append testhost.marker=1 -- sh -c \
+	'! grep -qw la57 /proc/cpuinfo && ! grep -qw pti /proc/cpuinfo &&
+	 [ "$(nproc)" = 2 ] && grep -qw testhost.marker=1 /proc/cmdline'
+report "default: 4-level paging, no PTI, 2 CPUs, --append passed" \
+	"$([ $rc = 0 ] && echo 1)" "status $rc"
+
+boot cfg-la57 --no-module --la57 -- grep -qw la57 /proc/cpuinfo
+report "--la57: 5-level paging on" "$([ $rc = 0 ] && echo 1)" "status $rc"
+
+boot cfg-pti --no-module --pti --smp 3 -- sh -c \
+	'grep -qw pti /proc/cpuinfo && [ "$(nproc)" = 3 ] &&
+	 grep -q "vendor_id.*GenuineIntel" /proc/cpuinfo'
+report "--pti --smp 3: PTI on, Intel vendor, 3 CPUs" \
+	"$([ $rc = 0 ] && echo 1)" "status $rc"
 
 boot false --no-module -- false
 report "in-VM failure (false) fails the run" "$([ $rc = 1 ] && echo 1)" \
