@@ -123,7 +123,8 @@ static int trapvm_vcpu_get_regs(struct trapvm_vcpu *vcpu,
 	BUILD_BUG_ON(offsetof(struct trapvm_regs, r15) !=
 		     GPR_R15 * sizeof(u64));
 
-	mutex_lock(&vcpu->mutex);
+	if (mutex_lock_killable(&vcpu->mutex))
+		return -EINTR;
 	memcpy(&regs, vcpu->cpu.gpr, sizeof(vcpu->cpu.gpr));
 	regs.rip = vcpu->cpu.rip;
 	regs.rflags = vcpu->cpu.rflags;
@@ -145,7 +146,8 @@ static int trapvm_vcpu_set_regs(struct trapvm_vcpu *vcpu,
 	if ((regs.rflags & RFLAGS_RESERVED) || !(regs.rflags & RFLAGS_FIXED1))
 		return -EINVAL;
 
-	mutex_lock(&vcpu->mutex);
+	if (mutex_lock_killable(&vcpu->mutex))
+		return -EINTR;
 	memcpy(vcpu->cpu.gpr, &regs, sizeof(vcpu->cpu.gpr));
 	vcpu->cpu.rip = regs.rip;
 	vcpu->cpu.rflags = regs.rflags;
@@ -298,7 +300,8 @@ static int trapvm_vcpu_get_sregs(struct trapvm_vcpu *vcpu,
 	struct trapvm_sregs sr;
 
 	memset(&sr, 0, sizeof(sr));
-	mutex_lock(&vcpu->mutex);
+	if (mutex_lock_killable(&vcpu->mutex))
+		return -EINTR;
 	trapvm_seg_to_user(&cpu->seg[SREG_CS], &sr.cs);
 	trapvm_seg_to_user(&cpu->seg[SREG_DS], &sr.ds);
 	trapvm_seg_to_user(&cpu->seg[SREG_ES], &sr.es);
@@ -350,7 +353,8 @@ static int trapvm_vcpu_set_sregs(struct trapvm_vcpu *vcpu,
 	if (ret)
 		return ret;
 
-	mutex_lock(&vcpu->mutex);
+	if (mutex_lock_killable(&vcpu->mutex))
+		return -EINTR;
 	memcpy(cpu->seg, seg, sizeof(seg));
 	cpu->tr = tr;
 	cpu->ldtr = ldtr;
@@ -530,7 +534,11 @@ static long trapvm_vcpu_msrs(struct trapvm_vcpu *vcpu,
 		}
 	}
 
-	mutex_lock(&vcpu->mutex);
+	/* Killable: RUN may hold the mutex for as long as the guest halts. */
+	if (mutex_lock_killable(&vcpu->mutex)) {
+		kfree(entries);
+		return -EINTR;
+	}
 	for (i = 0; i < hdr.nmsrs; i++) {
 		if (set) {
 			if (trapvm_set_msr(&vcpu->cpu, entries[i].index,
