@@ -45,6 +45,8 @@ enum {
 	R_HLT,		/* RIP = next, then HLT */
 	R_HYPERCALL,	/* RIP = next, then hypercall exit */
 	R_STATUS,	/* handler delivered an event: return e->status */
+	R_MMIO,		/* an access hit device memory (ops said so) */
+	R_MMIO_READY,	/* res->mmio describes the access to complete */
 };
 
 struct emu {
@@ -125,6 +127,9 @@ int emu_sysret(struct emu *e);
 int emu_sysenter(struct emu *e);
 int emu_sysexit(struct emu *e);
 int emu_lldt_ltr(struct emu *e, bool ltr);
+
+/* emulate_data.c: data instructions with a memory operand */
+int emu_data(struct emu *e);
 
 /* exception.c */
 int trapvm_deliver_event(struct trapvm_cpu *cpu,

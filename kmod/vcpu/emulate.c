@@ -64,6 +64,16 @@ static void preset_fault(struct emu *e)
 	e->fault.cr2 = 0;
 }
 
+/* An ops access failed: a fault to raise, or device memory. */
+static int access_failed(struct emu *e, int r, u64 la)
+{
+	if (r == TRAPVM_ACCESS_MMIO) {
+		e->res->mmio.gva = la;
+		return R_MMIO;
+	}
+	return R_FAULT;
+}
+
 int emu_read(struct emu *e, unsigned int seg, u64 off, void *buf,
 	     unsigned int len)
 {
@@ -73,9 +83,8 @@ int emu_read(struct emu *e, unsigned int seg, u64 off, void *buf,
 	if (r)
 		return r;
 	preset_fault(e);
-	if (e->ops->read(e->ctx, la, buf, len, access_flags(e), &e->fault))
-		return R_FAULT;
-	return 0;
+	r = e->ops->read(e->ctx, la, buf, len, access_flags(e), &e->fault);
+	return r ? access_failed(e, r, la) : 0;
 }
 
 int emu_write(struct emu *e, unsigned int seg, u64 off, const void *buf,
@@ -87,10 +96,9 @@ int emu_write(struct emu *e, unsigned int seg, u64 off, const void *buf,
 	if (r)
 		return r;
 	preset_fault(e);
-	if (e->ops->write(e->ctx, la, buf, len,
-			  access_flags(e) | TRAPVM_ACC_WRITE, &e->fault))
-		return R_FAULT;
-	return 0;
+	r = e->ops->write(e->ctx, la, buf, len,
+			  access_flags(e) | TRAPVM_ACC_WRITE, &e->fault);
+	return r ? access_failed(e, r, la) : 0;
 }
 
 u64 emu_reg_read(const struct emu *e, unsigned int reg, unsigned int size)
@@ -1224,7 +1232,7 @@ static int dispatch_0f(struct emu *e)
 	case 0xb5:
 		return emu_lseg(e, SREG_GS);
 	}
-	return R_UNHANDLED;
+	return emu_data(e);
 }
 
 static int dispatch(struct emu *e)
@@ -1291,7 +1299,7 @@ static int dispatch(struct emu *e)
 		return emu_far_jmp_call(e, op == 0x9a);
 	case 0xff:
 		if ((insn->reg & 7) != 3 && (insn->reg & 7) != 5)
-			return R_UNHANDLED;
+			return emu_data(e);
 		e->res->insn_class = (insn->reg & 7) == 3 ?
 				     TRAPVM_INSN_CALL_FAR : TRAPVM_INSN_JMP_FAR;
 		emu_stat(e, TRAPVM_STAT_EMUL_SEG);
@@ -1321,7 +1329,7 @@ static int dispatch(struct emu *e)
 	case 0x6c: case 0x6d: case 0x6e: case 0x6f:
 		return emu_io(e);
 	}
-	return R_UNHANDLED;
+	return emu_data(e);
 }
 
 /*
@@ -1485,6 +1493,9 @@ int trapvm_emulate(struct trapvm_cpu *cpu, const struct trapvm_emu_ops *ops,
 	case R_HYPERCALL:
 		cpu->rip = e.next_rip;
 		status = TRAPVM_EMU_HYPERCALL;
+		break;
+	case R_MMIO_READY:
+		status = TRAPVM_EMU_MMIO;
 		break;
 	case R_STATUS:
 		status = e.status;

@@ -193,6 +193,8 @@ static int h_read(void *ctx, u64 gva, void *buf, unsigned int len,
 {
 	struct harness *h = ctx;
 
+	if (gva + len > H_MMIO && gva < H_MMIO + 0x1000)
+		return TRAPVM_ACCESS_MMIO;
 	if (len > 24 || h_check(h, gva, len, access, fault))
 		return -1;
 	h_get(h, gva, buf, len);
@@ -204,6 +206,8 @@ static int h_write(void *ctx, u64 gva, const void *buf, unsigned int len,
 {
 	struct harness *h = ctx;
 
+	if (gva + len > H_MMIO && gva < H_MMIO + 0x1000)
+		return TRAPVM_ACCESS_MMIO;
 	if (len > 48 ||
 	    h_check(h, gva, len, access | TRAPVM_ACC_WRITE, fault))
 		return -1;

@@ -32,6 +32,7 @@
 #define H_KDATA		0x600000ULL
 #define H_UDATA		0x700000ULL
 #define H_RODATA	0x800000ULL
+#define H_MMIO		0xfee00000ULL	/* one page of "device memory" */
 #define H_HANDLER(v)	(0xffffffff81000000ULL + (v) * 0x10)
 #define H_TSS_LIMIT	0xe8		/* bitmap: ports 0..1023, then 0xff */
 #define H_IOMAP		0x68

@@ -114,7 +114,7 @@ void fuzz_one(const uint8_t *data, size_t size)
 		res.io_buf = iobuf;
 		res.io_buf_size = (flags & 8) ? sizeof(iobuf) : 0;
 		st = trapvm_emulate(cpu, &h_ops, &H, &res);
-		check(st >= TRAPVM_EMU_CONTINUE && st <= TRAPVM_EMU_SHUTDOWN,
+		check(st >= TRAPVM_EMU_CONTINUE && st <= TRAPVM_EMU_MMIO,
 		      "status");
 		check(res.insn_len <= 15, "insn_len");
 		if (st == TRAPVM_EMU_IO) {

@@ -20,7 +20,14 @@
  *	case TRAPVM_EMU_HLT:		block until an interrupt (cpu->halted)
  *	case TRAPVM_EMU_HYPERCALL:	res.hypercall; put the result in RAX
  *	case TRAPVM_EMU_SHUTDOWN:	triple fault (cpu->shutdown)
+ *	case TRAPVM_EMU_MMIO:		res.mmio; for a load call
+ *					trapvm_emulate_mmio_complete()
  *	}
+ *
+ * Besides the privileged instructions, the ordinary data instructions
+ * with a memory operand (MOV, XCHG, CMPXCHG, XADD, ALU, BTx, INC/DEC,
+ * NOT/NEG, MOVS/STOS/LODS) are emulated, for accesses the hardware
+ * cannot be allowed to make (shadow EMULATE results, device memory).
  *
  * Nothing here sleeps or allocates; the ops callbacks decide that.
  */
@@ -156,6 +163,9 @@ struct trapvm_fault {
 #define TRAPVM_ACC_USER		BIT(2)	/* virtual CPL3 access */
 #define TRAPVM_ACC_IMPLICIT	BIT(3)	/* GDT/IDT/TSS access: supervisor */
 
+/* ops->read/write: the address is device memory (see TRAPVM_EMU_MMIO). */
+#define TRAPVM_ACCESS_MMIO	0x4d4d
+
 /* Return values of the MSR hooks. */
 #define TRAPVM_MSR_OK		0
 #define TRAPVM_MSR_GP		1	/* inject #GP(0) */
@@ -171,8 +181,9 @@ struct trapvm_fault {
  * access (ACC_USER) to a supervisor page, a write to a read-only page
  * (with CR0.WP rules), a fetch from an NX page... fail.  Return 0 on
  * success; on failure return nonzero and fill *fault (normally #PF with
- * the architectural error code and cr2 = the faulting address).  A failed
- * write must not have modified guest memory.
+ * the architectural error code and cr2 = the faulting address), or return
+ * TRAPVM_ACCESS_MMIO if the address is not RAM (device memory; nothing
+ * done).  A failed write must not have modified guest memory.
  *
  * rdmsr/wrmsr: for MSRs the emulator does not implement (x2APIC range and
  * anything unknown).  Return TRAPVM_MSR_*.  May be NULL (= UNHANDLED).
@@ -212,6 +223,7 @@ enum trapvm_emu_status {
 	TRAPVM_EMU_HLT,		/* HLT executed: cpu->halted is set */
 	TRAPVM_EMU_HYPERCALL,	/* VMCALL at CPL0: see res->hypercall */
 	TRAPVM_EMU_SHUTDOWN,	/* triple fault: cpu->shutdown is set */
+	TRAPVM_EMU_MMIO,	/* a load/store to device memory: res->mmio */
 };
 
 /* Instruction classes, for tracing (res->insn_class). */
@@ -230,7 +242,7 @@ enum trapvm_insn_class {
 	TRAPVM_INSN_OUTS, TRAPVM_INSN_INVLPG, TRAPVM_INSN_WBINVD,
 	TRAPVM_INSN_XSETBV, TRAPVM_INSN_VMCALL, TRAPVM_INSN_RDPMC,
 	TRAPVM_INSN_UD, TRAPVM_INSN_CLAC_STAC, TRAPVM_INSN_MONITOR_MWAIT,
-	TRAPVM_INSN_SYSENTER, TRAPVM_INSN_CPUID,
+	TRAPVM_INSN_SYSENTER, TRAPVM_INSN_CPUID, TRAPVM_INSN_DATA,
 	TRAPVM_INSN_NR
 };
 
@@ -267,6 +279,21 @@ struct trapvm_emu_result {
 			u64 nr;		/* RAX */
 			u64 args[4];	/* RBX, RCX, RDX, RSI */
 		} hypercall;
+		/*
+		 * TRAPVM_EMU_MMIO: a MOV-type access to gva (linear address)
+		 * that ops reported as device memory.  A store (is_write)
+		 * is complete from the guest's view (RIP advanced); a load
+		 * needs trapvm_emulate_mmio_complete() with the data.
+		 */
+		struct {
+			u64 gva;
+			u8 len;		/* 1, 2, 4, 8 */
+			u8 is_write;
+			u8 data[8];	/* store: the bytes */
+			/* private to trapvm_emulate_mmio_complete() */
+			u8 reg, dst_size, sign;
+			u64 next_rip;
+		} mmio;
 	};
 };
 
@@ -290,6 +317,13 @@ int trapvm_emulate(struct trapvm_cpu *cpu, const struct trapvm_emu_ops *ops,
 int trapvm_emulate_in_complete(struct trapvm_cpu *cpu,
 			       const struct trapvm_emu_ops *ops, void *ctx,
 			       struct trapvm_emu_result *res, const u8 *data);
+
+/*
+ * Complete a TRAPVM_EMU_MMIO load: @data holds res->mmio.len bytes read
+ * from the device.  Writes the destination register, advances RIP.
+ */
+int trapvm_emulate_mmio_complete(struct trapvm_cpu *cpu,
+				 struct trapvm_emu_result *res, const u8 *data);
 
 /*
  * SYSCALL executed by the guest (the world switch gets it through the
