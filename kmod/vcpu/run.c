@@ -320,12 +320,27 @@ static int vcpu_mem_result(struct trapvm_vcpu *vcpu, int r,
 	return r;
 }
 
+/*
+ * The emulator marks user accesses with TRAPVM_ACC_USER; the walker also
+ * treats everything at virtual CPL3 as user unless it is IMPLICIT.  A
+ * supervisor access while the vCPU is still at CPL3 is the new stack of
+ * an event delivered with a CPL change: an implicit supervisor access.
+ */
+static unsigned int vcpu_emu_access(struct trapvm_vcpu *vcpu,
+				    unsigned int access)
+{
+	if (vcpu->cpu.cpl == 3 && !(access & TRAPVM_ACC_USER))
+		access |= TRAPVM_ACC_IMPLICIT;
+	return access;
+}
+
 static int vcpu_emu_read(void *ctx, u64 gva, void *buf, unsigned int len,
 			 unsigned int access, struct trapvm_fault *f)
 {
 	struct trapvm_vcpu *vcpu = ctx;
 	int r;
 
+	access = vcpu_emu_access(vcpu, access);
 	if (access & TRAPVM_ACC_FETCH)
 		r = trapvm_mmu_fetch(vcpu, gva, buf, len, access, f);
 	else
@@ -338,7 +353,8 @@ static int vcpu_emu_write(void *ctx, u64 gva, const void *buf,
 			  struct trapvm_fault *f)
 {
 	struct trapvm_vcpu *vcpu = ctx;
-	int r = trapvm_mmu_write_gva(vcpu, gva, buf, len, access, f);
+	int r = trapvm_mmu_write_gva(vcpu, gva, buf, len,
+				     vcpu_emu_access(vcpu, access), f);
 
 	return r ? vcpu_mem_result(vcpu, r, f) : 0;
 }
