@@ -54,13 +54,14 @@ while read -r prog args; do
 	fi
 	# shellcheck disable=SC2086 # args are split on purpose
 	case $prog in /*) exe=$prog ;; *) exe=./$prog ;; esac
-	timeout -k 10 "$timeout" "$exe" $args > "$log" 2>&1 < /dev/null
-	rc=$?
+	# Streamed, so progress shows live; the raw output is kept in $log.
 	# Renumber the program's results into our stream, prefix their names
 	# with the program, and turn its plan and version into comments.
+	timeout -k 10 "$timeout" "$exe" $args < /dev/null 2>&1 | tee "$log" |
 	awk -v n="$n" -v name="$name" -v sum="$log.sum" '
-		/^TAP version/ { print "# " $0; next }
-		/^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; print "# " $0; next }
+		function emit(s) { print s; fflush() }
+		/^TAP version/ { emit("# " $0); next }
+		/^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; emit("# " $0); next }
 		/^(not )?ok( |$)/ {
 			notok = ($1 == "not")
 			rest = $0
@@ -70,12 +71,13 @@ while read -r prog args; do
 			n++; seen++
 			if (notok && rest !~ /# *TODO/)
 				bad++
-			print (notok ? "not ok " : "ok ") n " " name ": " rest
+			emit((notok ? "not ok " : "ok ") n " " name ": " rest)
 			next
 		}
-		{ print ($0 ~ /^#/ ? $0 : "# " $0) }
+		{ emit($0 ~ /^#/ ? $0 : "# " $0) }
 		END { printf "%d %d %d %d\n", n, seen, plan, bad > sum }
-	' "$log" | tee -a "$tap"
+	' | tee -a "$tap"
+	rc=${PIPESTATUS[0]}
 	read -r n seen plan bad < "$log.sum"
 	rm -f "$log.sum"
 	failed=$((failed + bad))
