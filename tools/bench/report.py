@@ -277,15 +277,26 @@ def main():
     if not ops:
         ops = list(KNOWN_OPS)
 
-    # Per column: median over every run that printed the operation.
+    # Per column: median over every run that printed the operation, except
+    # runs that timed with a wrong TSC rate.  sparrow converts TSC ticks
+    # with the rate it was given (vmctl) or calibrated against the PIT
+    # (natively, which a loaded machine can throw off by 2x), while every
+    # column's RDTSC reads the build machine's TSC: a run whose rate is
+    # more than 2% off the one measured there has every time scaled wrong.
+    ref = int(env.get('tsc_khz') or 0)
     status = {}
     table = {op: {} for op in ops}
     samples = {op: {} for op in ops}
     exits = {}
     for c in COLUMNS:
         rs = runs[c]
+        for r in rs:
+            r['tsc_bad'] = bool(ref and r['tsc_khz'] and
+                                abs(r['tsc_khz'] - ref) > ref * 0.02)
+        used = [r for r in rs if not r['tsc_bad']]
         bad = [r for r in rs if r['reason']]
-        st = {'runs': len(rs), 'ok_runs': len(rs) - len(bad), 'nops': 0}
+        st = {'runs': len(rs), 'ok_runs': len(rs) - len(bad), 'nops': 0,
+              'runs_left_out': [r['run'] for r in rs if r['tsc_bad']]}
         if c not in wanted:
             st['reason'] = 'not run (BENCH_COLUMNS)'
         elif not rs:
@@ -294,32 +305,32 @@ def main():
             r = bad[0]
             st['reason'] = 'run %d failed after %s s: %s (%d of %d operations reported; log %s)' % (
                 r['run'], r['secs'], r['reason'], len(r['ops']), len(ops), r['log'])
+        elif not used:
+            st['reason'] = 'every run timed with a wrong TSC rate'
         else:
             st['reason'] = None
         for op in ops:
-            v = [r['ops'][op]['ns_per_op'] for r in rs if op in r['ops']]
-            samples[op][c] = v
+            samples[op][c] = [r['ops'][op]['ns_per_op'] if op in r['ops'] else None
+                              for r in rs]
+            v = [r['ops'][op]['ns_per_op'] for r in used if op in r['ops']]
             table[op][c] = statistics.median(v) if v else None
             if v:
                 st['nops'] += 1
             if c == 'trapvm':
-                e = [r['ops'][op]['exits_per_op'] for r in rs
+                e = [r['ops'][op]['exits_per_op'] for r in used
                      if op in r['ops'] and r['ops'][op]['exits_per_op'] is not None]
                 exits[op] = statistics.median(e) if e else None
         st['ok'] = st['reason'] is None and st['nops'] == len(ops)
-        st['tsc_khz'] = next((r['tsc_khz'] for r in rs if r['tsc_khz']), None)
+        st['tsc_khz'] = [r['tsc_khz'] for r in rs]
         st['platform'] = next((r['platform'] for r in rs if r['platform']), None)
         st['secs'] = [r['secs'] for r in rs]
-        # sparrow converts TSC ticks with the rate it was given or
-        # calibrated; every column reads the same (build machine's) TSC.
         st['tsc_warning'] = None
-        ref = int(env.get('tsc_khz') or 0)
-        rates = sorted({r['tsc_khz'] for r in rs if r['tsc_khz']})
-        bad_rates = [k for k in rates if ref and abs(k - ref) > ref * 0.02]
-        if bad_rates:
-            st['tsc_warning'] = ('sparrow timed with a TSC rate of %s kHz but the '
-                                 'machine\'s is %d kHz: these times are off by that factor'
-                                 % ('/'.join(str(k) for k in bad_rates), ref))
+        if st['runs_left_out']:
+            st['tsc_warning'] = ('left out of the medians: %s (TSC rate %s kHz '
+                                 'instead of %d)' % (
+                                     ', '.join('run %d' % r['run'] for r in rs if r['tsc_bad']),
+                                     '/'.join(str(r['tsc_khz']) for r in rs if r['tsc_bad']),
+                                     ref))
         status[c] = st
 
     counters = next((r['counters'] for r in reversed(runs['trapvm'])
@@ -380,11 +391,12 @@ def main():
             s += 'FAILED - ' + st['reason'] if c in wanted else st['reason']
         else:
             s += 'ok, %d/%d runs' % (st['ok_runs'], st['runs'])
-        if st['tsc_khz']:
-            s += ' [tsc %d kHz, %s]' % (st['tsc_khz'], st['platform'])
+        if any(st['tsc_khz']):
+            s += ' [%s; tsc kHz %s]' % (st['platform'], ' '.join(
+                str(k) if k else '-' for k in st['tsc_khz']))
         text.append(s)
         if st['tsc_warning']:
-            text.append('             WARNING: ' + st['tsc_warning'])
+            text.append(' ' * 13 + st['tsc_warning'])
     text.append(exits_note)
     if counters:
         nexits = sum(v for k, v in counters.items() if k.startswith('exit_'))
@@ -395,7 +407,7 @@ def main():
                         counters.get('entries', 0), nexits,
                         ', '.join('%s %d' % (k[5:], v) for v, k in top[:6])))
     perr = plot(outdir, ops, table, status, int(env.get('runs', '0') or 0))
-    text.append(perr or 'plot: build/bench/bench.png')
+    text.append(perr or 'plot: %s' % os.path.relpath(os.path.join(outdir, 'bench.png')))
     text.append('ratios > 1: trapvm slower; trapvm/nested < 1: trapvm beats nested QEMU')
     report = '\n'.join(text) + '\n'
     with open(os.path.join(outdir, 'results.txt'), 'w') as f:
