@@ -68,6 +68,7 @@ struct trapvm_vcpu_arch {
 	bool hypercall_pending;		/* the result comes back in run */
 	struct trapvm_emu_result emu;
 	u32 emu_abort;			/* internal error hit inside ops */
+	u64 shadow_rip;			/* insn the STI/MOV SS shadow covers */
 };
 
 /* ---- guest FPU state ---- */
@@ -510,6 +511,8 @@ static int vcpu_emulate(struct trapvm_vcpu *vcpu)
 
 	switch (st) {
 	case TRAPVM_EMU_CONTINUE:
+		if (vcpu->cpu.interrupt_shadow)
+			arch->shadow_rip = vcpu->cpu.rip;
 		return 1;
 	case TRAPVM_EMU_EXCEPTION:
 		trace_trapvm_inject(vcpu->id, res->fault.vector,
@@ -558,6 +561,22 @@ static int vcpu_handle_guest_exit(struct trapvm_vcpu *vcpu)
 
 	if (raw_exits)
 		return vcpu_exit_to_user_debug(vcpu);
+
+	/*
+	 * The STI/MOV SS shadow covers one instruction.  If the guest ran
+	 * past it natively, the shadow is over: an interrupt it held is
+	 * taken now, before a faulting instruction, which restarts after
+	 * the handler's IRET (SDM Vol. 3 6.8.3).
+	 */
+	if (cpu->interrupt_shadow && cpu->rip != arch->shadow_rip) {
+		cpu->interrupt_shadow = 0;
+		if (vcpu->apic && (cpu->rflags & TRAPVM_RFLAGS_IF) &&
+		    (e->vector == X86_TRAP_GP || e->vector == X86_TRAP_UD)) {
+			trapvm_vcpu_apic_sync(vcpu);
+			if (trapvm_lapic_pending_irq(&vcpu->apic->lapic) >= 0)
+				return 1;
+		}
+	}
 
 	switch (e->vector) {
 	case X86_TRAP_GP:
@@ -655,6 +674,8 @@ static int vcpu_inject_irq(struct trapvm_vcpu *vcpu)
 	if (!vcpu->apic)
 		return 1;
 	trapvm_vcpu_apic_sync(vcpu);
+	if (cpu->interrupt_shadow && cpu->rip != vcpu->arch->shadow_rip)
+		cpu->interrupt_shadow = 0;	/* the guest got past it */
 	if (!(cpu->rflags & TRAPVM_RFLAGS_IF) || cpu->interrupt_shadow)
 		return 1;
 	vector = trapvm_lapic_pending_irq(&vcpu->apic->lapic);
