@@ -1,0 +1,632 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * insn_test: every privileged instruction trapvm emulates, run by guest
+ * code at virtual CPL0 (and CPL3 where the SDM gives CPL3 its own rule),
+ * positive and negative.  Expected values and faults are written here from
+ * the Intel SDM (Vol. 2 instruction pages, Vol. 3 chapters 2-6); they are
+ * never read back from the module.
+ *
+ *   tools/testhost/run -- selftests/trapvm/insn_test
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+
+#include <linux/trapvm.h>
+#include <linux/trapvm_guest.h>
+
+#include "kselftest_harness.h"
+#include "trapvm_test.h"
+
+#define CR0_PE		(1ULL << 0)
+#define CR0_MP		(1ULL << 1)
+#define CR0_TS		(1ULL << 3)
+#define CR0_ET		(1ULL << 4)
+#define CR0_NE		(1ULL << 5)
+#define CR0_WP		(1ULL << 16)
+#define CR0_NW		(1ULL << 29)
+#define CR0_CD		(1ULL << 30)
+#define CR0_PG		(1ULL << 31)
+#define CR4_PAE		(1ULL << 5)
+#define CR4_PGE		(1ULL << 7)
+#define CR4_OSXSAVE	(1ULL << 18)
+#define CR4_LA57	(1ULL << 12)
+
+#define MSR_EFER		0xc0000080
+#define MSR_STAR		0xc0000081
+#define MSR_LSTAR		0xc0000082
+#define MSR_CSTAR		0xc0000083
+#define MSR_SFMASK		0xc0000084
+#define MSR_FS_BASE		0xc0000100
+#define MSR_GS_BASE		0xc0000101
+#define MSR_KERNEL_GS_BASE	0xc0000102
+#define MSR_TSC_AUX		0xc0000103
+#define MSR_PAT			0x277
+#define MSR_APIC_BASE		0x1b
+
+#define NONCANON	0x8000000000000000ULL
+
+static __attribute__((unused)) uint64_t rd_cr(int n)
+{
+	uint64_t v = 0;
+
+	switch (n) {
+	case 0: asm volatile("mov %%cr0, %0" : "=r"(v)); break;
+	case 2: asm volatile("mov %%cr2, %0" : "=r"(v)); break;
+	case 3: asm volatile("mov %%cr3, %0" : "=r"(v)); break;
+	case 4: asm volatile("mov %%cr4, %0" : "=r"(v)); break;
+	case 8: asm volatile("mov %%cr8, %0" : "=r"(v)); break;
+	}
+	return v;
+}
+
+/* MOV to CRn; returns the vector raised (0xff: none). */
+static __attribute__((unused)) uint64_t wr_cr_safe(int n, uint64_t v)
+{
+	switch (n) {
+	case 0:
+		asm volatile(ASM_SAFE("mov %[v], %%cr0") : ASM_SAFE_OUT
+			     : [v] "r"(v) : ASM_SAFE_CLOBBERS);
+		break;
+	case 2:
+		asm volatile(ASM_SAFE("mov %[v], %%cr2") : ASM_SAFE_OUT
+			     : [v] "r"(v) : ASM_SAFE_CLOBBERS);
+		break;
+	case 3:
+		asm volatile(ASM_SAFE("mov %[v], %%cr3") : ASM_SAFE_OUT
+			     : [v] "r"(v) : ASM_SAFE_CLOBBERS);
+		break;
+	case 4:
+		asm volatile(ASM_SAFE("mov %[v], %%cr4") : ASM_SAFE_OUT
+			     : [v] "r"(v) : ASM_SAFE_CLOBBERS);
+		break;
+	case 8:
+		asm volatile(ASM_SAFE("mov %[v], %%cr8") : ASM_SAFE_OUT
+			     : [v] "r"(v) : ASM_SAFE_CLOBBERS);
+		break;
+	}
+	return guest_last_ex.vector;
+}
+
+static __attribute__((unused)) uint64_t rdmsr_safe(uint32_t msr, uint64_t *val)
+{
+	uint32_t lo = 0, hi = 0;
+
+	asm volatile(ASM_SAFE("rdmsr") : ASM_SAFE_OUT, "+a"(lo), "+d"(hi)
+		     : "c"(msr) : ASM_SAFE_CLOBBERS);
+	*val = lo | ((uint64_t)hi << 32);
+	return guest_last_ex.vector;
+}
+
+static __attribute__((unused)) uint64_t wrmsr_safe(uint32_t msr, uint64_t val)
+{
+	asm volatile(ASM_SAFE("wrmsr") : ASM_SAFE_OUT
+		     : "c"(msr), "a"((uint32_t)val),
+		       "d"((uint32_t)(val >> 32)) : ASM_SAFE_CLOBBERS);
+	return guest_last_ex.vector;
+}
+
+static struct tvm *vm;
+
+FIXTURE(vmf) {
+	struct tvm *vm;
+};
+
+FIXTURE_SETUP(vmf)
+{
+	self->vm = vm = tvm_create(0);
+}
+
+FIXTURE_TEARDOWN(vmf)
+{
+	tvm_free(self->vm);
+}
+
+/* ---- the library itself: a function runs and comes back ---- */
+
+static void guest_smoke(uint64_t arg)
+{
+	GUEST_SYNC(arg + 1);
+	GUEST_ASSERT_EQ(arg, 41);
+}
+
+TEST_F(vmf, smoke)
+{
+	struct ucall uc;
+
+	tvm_enter(self->vm, guest_smoke, 41);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	EXPECT_EQ(42, uc.args[0]);
+	TVM_RUN_DONE(self->vm);
+}
+
+/* ---- UD2, VMCALL, HLT, CLI/STI ---- */
+
+static void guest_ud2(void)
+{
+	asm volatile(ASM_SAFE("ud2") : ASM_SAFE_OUT : : ASM_SAFE_CLOBBERS);
+	/* #UD is a fault: RIP is the UD2, no error code (SDM Vol. 3 6.15). */
+	GUEST_ASSERT_EX(UD_VECTOR, 0);
+	GUEST_ASSERT_EQ(guest_last_ex.cs, TVM_KCS);
+	GUEST_ASSERT_EQ(guest_last_ex.ss, TVM_KDS);
+	/* An undefined opcode (0f 0b is UD2; 0f ff is UD0 with ModRM). */
+	asm volatile(ASM_SAFE(".byte 0x0f, 0xff, 0xc0") : ASM_SAFE_OUT : :
+		     ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(UD_VECTOR, 0);
+	/* MOV to CR1 / CR5: reserved control registers are #UD. */
+	asm volatile(ASM_SAFE(".byte 0x0f, 0x22, 0xc8") : ASM_SAFE_OUT
+		     : : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(UD_VECTOR, 0);
+	asm volatile(ASM_SAFE(".byte 0x0f, 0x20, 0xe8") : ASM_SAFE_OUT
+		     : : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(UD_VECTOR, 0);
+}
+
+TEST_F(vmf, ud2)
+{
+	tvm_enter(self->vm, guest_ud2, 0);
+	TVM_RUN_DONE(self->vm);
+}
+
+static void guest_vmcall(void)
+{
+	uint64_t rax = 0x7e57, rbx = 0x1111, rcx = 0x2222, rdx = 0x3333;
+	uint64_t rsi = 0x4444, rdi = 0x5555;
+
+	asm volatile("vmcall" : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx),
+		     "+S"(rsi), "+D"(rdi) : : "memory");
+	/* Result in RAX, the other registers unchanged. */
+	GUEST_ASSERT_EQ(rax, 0xabcdef);
+	GUEST_ASSERT_EQ(rbx, 0x1111);
+	GUEST_ASSERT_EQ(rcx, 0x2222);
+	GUEST_ASSERT_EQ(rdx, 0x3333);
+	GUEST_ASSERT_EQ(rsi, 0x4444);
+	GUEST_ASSERT_EQ(rdi, 0x5555);
+}
+
+static uint64_t user_vmcall(uint64_t arg)
+{
+	asm volatile(ASM_SAFE("vmcall") : ASM_SAFE_OUT : "a"(0x7e57ULL)
+		     : ASM_SAFE_CLOBBERS);
+	return guest_last_ex.vector;
+}
+
+static void guest_vmcall_user(void)
+{
+	/* From virtual CPL3 VMCALL is #UD (guest ABI; no VMX operation). */
+	GUEST_ASSERT_EQ(guest_run_user(user_vmcall, 0, 0x202), UD_VECTOR);
+	GUEST_ASSERT_EQ(guest_last_ex.error_code, 0);
+	GUEST_ASSERT_EQ(guest_last_ex.rip, guest_ex_insn);
+	GUEST_ASSERT_EQ(guest_last_ex.cs, TVM_UCS);
+}
+
+TEST_F(vmf, vmcall)
+{
+	struct trapvm_regs regs;
+	struct ucall uc;
+
+	tvm_enter(self->vm, guest_vmcall, 0);
+	ASSERT_EQ(0, tvm_run(self->vm));
+	ASSERT_EQ(TRAPVM_EXIT_HYPERCALL, self->vm->run->exit_reason)
+		TH_LOG("%s", tvm_describe(self->vm, &uc));
+	EXPECT_EQ(0x7e57, self->vm->run->hypercall.nr);
+	EXPECT_EQ(0x1111, self->vm->run->hypercall.args[0]);
+	EXPECT_EQ(0x2222, self->vm->run->hypercall.args[1]);
+	EXPECT_EQ(0x3333, self->vm->run->hypercall.args[2]);
+	EXPECT_EQ(0x4444, self->vm->run->hypercall.args[3]);
+	/* RIP already points past the 3-byte VMCALL. */
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_REGS, &regs));
+	EXPECT_EQ(0x0f, *(uint8_t *)tvm_gva(self->vm, regs.rip - 3));
+	EXPECT_EQ(0xc1, *(uint8_t *)tvm_gva(self->vm, regs.rip - 1));
+	self->vm->run->hypercall.ret = 0xabcdef;
+	TVM_RUN_DONE(self->vm);
+
+	tvm_enter(self->vm, guest_vmcall_user, 0);
+	TVM_RUN_DONE(self->vm);
+}
+
+static void guest_hlt_noint(void)
+{
+	asm volatile("cli; hlt");
+	GUEST_ASSERT(0);
+}
+
+TEST_F(vmf, hlt_if0_shutdown)
+{
+	struct ucall uc;
+
+	/* HLT with IF=0 and no NMI model can never resume: SHUTDOWN. */
+	tvm_enter(self->vm, guest_hlt_noint, 0);
+	ASSERT_EQ(0, tvm_run(self->vm));
+	ASSERT_EQ(TRAPVM_EXIT_SHUTDOWN, self->vm->run->exit_reason)
+		TH_LOG("%s", tvm_describe(self->vm, &uc));
+	EXPECT_EQ(TRAPVM_SHUTDOWN_HLT, self->vm->run->shutdown.reason);
+}
+
+static volatile uint64_t irq_count, irq_rip, irq_rflags, irq_vector;
+
+static void irq_handler(struct ex_regs *regs)
+{
+	irq_count++;
+	irq_rip = regs->rip;
+	irq_rflags = regs->rflags;
+	irq_vector = regs->vector;
+	guest_wrmsr(0x80b, 0);		/* EOI */
+}
+
+static void guest_cli_sti(void)
+{
+	uint64_t after_nop, after_sti;
+
+	guest_x2apic_enable();
+	guest_handlers[0x41] = irq_handler;
+	asm volatile("cli");
+	GUEST_ASSERT_EQ(guest_read_vif(), 0);
+	asm volatile("sti");
+	/* The #UD frame shows IF=1 only after STI's shadow is over. */
+	GUEST_ASSERT_EQ(guest_read_vif(), X86_EFLAGS_IF);
+	asm volatile("cli");
+	GUEST_ASSERT_EQ(guest_read_vif(), 0);
+
+	/* The test injects vector 0x41 now; IF=0 holds it. */
+	GUEST_SYNC(1);
+	GUEST_SYNC(2);
+	GUEST_ASSERT_EQ(irq_count, 0);
+
+	/*
+	 * STI's interrupt shadow: the instruction after STI runs before the
+	 * pending interrupt is taken (SDM Vol. 2 STI), so the frame's RIP
+	 * is after the NOP, not before it.
+	 */
+	asm volatile("sti\n\t"
+		     "leaq 1f(%%rip), %0\n\t"	/* the shadowed instruction */
+		     "1: leaq 1b(%%rip), %1\n\t"
+		     "cli\n\t"
+		     : "=r"(after_sti), "=r"(after_nop) : : "memory");
+	GUEST_ASSERT_EQ(irq_count, 1);
+	GUEST_ASSERT_EQ(irq_vector, 0x41);
+	GUEST_ASSERT(irq_rip != after_sti);
+	GUEST_ASSERT(irq_rip == after_sti + 7);
+	GUEST_ASSERT(irq_rflags & X86_EFLAGS_IF);
+	GUEST_ASSERT_EQ(guest_read_vif(), 0);
+	(void)after_nop;
+}
+
+TEST_F(vmf, cli_sti)
+{
+	struct trapvm_interrupt irq = { .vector = 0x41 };
+	struct trapvm_regs regs;
+	struct ucall uc;
+
+	tvm_enter(self->vm, guest_cli_sti, 0);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(1, uc.args[0]);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_REGS, &regs));
+	EXPECT_EQ(0, regs.rflags & X86_EFLAGS_IF);
+	EXPECT_EQ(0, self->vm->run->if_flag);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_INTERRUPT, &irq));
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(2, uc.args[0]);
+	TVM_RUN_DONE(self->vm);
+}
+
+/* ---- control registers ---- */
+
+#define CR4_BOOT	(CR4_PAE | (1ULL << 9) | (1ULL << 10))
+
+static void guest_cr(uint64_t pml4_copy)
+{
+	uint64_t cr0 = rd_cr(0), cr4 = rd_cr(4);
+
+	/* What tvm_create() put there with SET_SREGS. */
+	GUEST_ASSERT_EQ(cr0, CR0_PG | CR0_WP | CR0_NE | CR0_ET | CR0_MP |
+			     CR0_PE);
+	GUEST_ASSERT_EQ(rd_cr(3), TVM_PT_GPA);
+	GUEST_ASSERT_EQ(cr4, CR4_BOOT);
+
+	/* CR0.TS, then CLTS clears it and nothing else. */
+	GUEST_ASSERT_EQ(wr_cr_safe(0, cr0 | CR0_TS), 0xff);
+	GUEST_ASSERT_EQ(rd_cr(0), cr0 | CR0_TS);
+	asm volatile("clts");
+	GUEST_ASSERT_EQ(rd_cr(0), cr0);
+	/* ET is fixed to 1 (SDM Vol. 3 2.5). */
+	GUEST_ASSERT_EQ(wr_cr_safe(0, cr0 & ~CR0_ET), 0xff);
+	GUEST_ASSERT_EQ(rd_cr(0), cr0);
+	/* CD and NW together are legal. */
+	GUEST_ASSERT_EQ(wr_cr_safe(0, cr0 | CR0_CD | CR0_NW), 0xff);
+	GUEST_ASSERT_EQ(rd_cr(0), cr0 | CR0_CD | CR0_NW);
+	GUEST_ASSERT_EQ(wr_cr_safe(0, cr0), 0xff);
+	/* #GP(0): bits 63:32 set, NW without CD, PG without PE. */
+	GUEST_ASSERT_EQ(wr_cr_safe(0, cr0 | (1ULL << 32)), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(wr_cr_safe(0, cr0 | CR0_NW), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(wr_cr_safe(0, cr0 & ~CR0_PE), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	/* A faulting MOV changes nothing. */
+	GUEST_ASSERT_EQ(rd_cr(0), cr0);
+
+	/* CR2 holds whatever is written. */
+	GUEST_ASSERT_EQ(wr_cr_safe(2, 0x123456789abcULL), 0xff);
+	GUEST_ASSERT_EQ(rd_cr(2), 0x123456789abcULL);
+
+	/* CR3: a copy of the PML4 maps the same; it reads back. */
+	GUEST_ASSERT_EQ(wr_cr_safe(3, pml4_copy), 0xff);
+	GUEST_ASSERT_EQ(rd_cr(3), pml4_copy);
+	GUEST_ASSERT_EQ(wr_cr_safe(3, TVM_PT_GPA), 0xff);
+	GUEST_ASSERT_EQ(rd_cr(3), TVM_PT_GPA);
+	/* Bits above MAXPHYADDR (PCIDE=0: bit 63 too) are #GP(0). */
+	GUEST_ASSERT_EQ(wr_cr_safe(3, TVM_PT_GPA | (1ULL << 62)), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(wr_cr_safe(3, TVM_PT_GPA | (1ULL << 63)), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(rd_cr(3), TVM_PT_GPA);
+
+	/* CR4: PGE on and off; reserved bits, PAE off and LA57 in IA-32e. */
+	GUEST_ASSERT_EQ(wr_cr_safe(4, cr4 | CR4_PGE), 0xff);
+	GUEST_ASSERT_EQ(rd_cr(4), cr4 | CR4_PGE);
+	GUEST_ASSERT_EQ(wr_cr_safe(4, cr4), 0xff);
+	GUEST_ASSERT_EQ(wr_cr_safe(4, cr4 | (1ULL << 63)), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(wr_cr_safe(4, cr4 | (1ULL << 15)), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(wr_cr_safe(4, cr4 & ~CR4_PAE), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(wr_cr_safe(4, cr4 | CR4_LA57), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(rd_cr(4), cr4);
+
+	/* CR8 is TPR[7:4]; bits 63:4 reserved. */
+	GUEST_ASSERT_EQ(wr_cr_safe(8, 5), 0xff);
+	GUEST_ASSERT_EQ(rd_cr(8), 5);
+	GUEST_ASSERT_EQ(wr_cr_safe(8, 16), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(rd_cr(8), 5);
+	guest_x2apic_enable();
+	/* x2APIC TPR (MSR 0x808) = CR8 << 4 (SDM Vol. 3 10.8.6.1). */
+	GUEST_ASSERT_EQ(guest_rdmsr(0x808), 0x50);
+	GUEST_ASSERT_EQ(wr_cr_safe(8, 0), 0xff);
+	GUEST_ASSERT_EQ(guest_rdmsr(0x808), 0);
+	GUEST_SYNC(0);
+}
+
+TEST_F(vmf, control_registers)
+{
+	uint64_t copy = tvm_alloc(self->vm, 1);
+	struct trapvm_sregs sr;
+	struct ucall uc;
+
+	memcpy(tvm_gpa(self->vm, copy), tvm_gpa(self->vm, TVM_PT_GPA), 4096);
+	tvm_enter(self->vm, guest_cr, copy);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	/* The virtual state as the VMM sees it. */
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_SREGS, &sr));
+	EXPECT_EQ(0x123456789abcULL, sr.cr2);
+	EXPECT_EQ(TVM_PT_GPA, sr.cr3);
+	EXPECT_EQ(0, sr.cr8);
+	TVM_RUN_DONE(self->vm);
+}
+
+/* Privileged instructions at virtual CPL3 are #GP(0). */
+static uint64_t user_privileged(uint64_t which)
+{
+	uint64_t v = 0;
+
+	switch (which) {
+	case 0:
+		asm volatile(ASM_SAFE("mov %%cr0, %%rax") : ASM_SAFE_OUT
+			     : : "rax", ASM_SAFE_CLOBBERS);
+		break;
+	case 1:
+		asm volatile(ASM_SAFE("mov %%rax, %%cr3") : ASM_SAFE_OUT
+			     : "a"(TVM_PT_GPA) : ASM_SAFE_CLOBBERS);
+		break;
+	case 2:
+		asm volatile(ASM_SAFE("clts") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	case 3:
+		asm volatile(ASM_SAFE("rdmsr") : ASM_SAFE_OUT
+			     : "c"(MSR_LSTAR) : "rax", "rdx",
+			       ASM_SAFE_CLOBBERS);
+		break;
+	case 4:
+		asm volatile(ASM_SAFE("wrmsr") : ASM_SAFE_OUT
+			     : "c"(MSR_LSTAR), "a"(0), "d"(0)
+			     : ASM_SAFE_CLOBBERS);
+		break;
+	case 5:
+		asm volatile(ASM_SAFE("cli") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	case 6:
+		asm volatile(ASM_SAFE("hlt") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	case 7:
+		asm volatile(ASM_SAFE("outb %%al, $0x80") : ASM_SAFE_OUT
+			     : "a"(0) : ASM_SAFE_CLOBBERS);
+		break;
+	case 8:
+		asm volatile(ASM_SAFE("inb $0x80, %%al") : ASM_SAFE_OUT
+			     : : "rax", ASM_SAFE_CLOBBERS);
+		break;
+	case 9:
+		asm volatile(ASM_SAFE("invlpg (%%rax)") : ASM_SAFE_OUT
+			     : "a"(0x1000) : ASM_SAFE_CLOBBERS);
+		break;
+	case 10:
+		asm volatile(ASM_SAFE("wbinvd") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	case 11:
+		asm volatile(ASM_SAFE("swapgs") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	case 12:
+		asm volatile(ASM_SAFE("lgdt (%%rax)") : ASM_SAFE_OUT
+			     : "a"(TVM_USTACK_TOP - 64) : ASM_SAFE_CLOBBERS);
+		break;
+	case 13:
+		asm volatile(ASM_SAFE("xsetbv") : ASM_SAFE_OUT
+			     : "c"(0), "a"(3), "d"(0) : ASM_SAFE_CLOBBERS);
+		break;
+	case 14:
+		asm volatile(ASM_SAFE("mov %%rax, %%cr8") : ASM_SAFE_OUT
+			     : "a"(0) : ASM_SAFE_CLOBBERS);
+		break;
+	case 15:
+		asm volatile(ASM_SAFE("sysretq") : ASM_SAFE_OUT
+			     : : "rcx", ASM_SAFE_CLOBBERS);
+		break;
+	case 16:
+		asm volatile(ASM_SAFE("invd") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	}
+	(void)v;
+	return guest_last_ex.vector;
+}
+
+#define NR_USER_PRIV	17
+
+static void guest_user_privileged(void)
+{
+	uint64_t i;
+
+	for (i = 0; i < NR_USER_PRIV; i++) {
+		/* XSETBV needs CR4.OSXSAVE first, else #UD: skip it. */
+		if (i == 13)
+			continue;
+		GUEST_ASSERT_EQ_X(guest_run_user(user_privileged, i, 0x202),
+				  GP_VECTOR, i);
+		GUEST_ASSERT_EQ_X(guest_last_ex.error_code, 0, i);
+		GUEST_ASSERT_EQ_X(guest_last_ex.rip, guest_ex_insn, i);
+		GUEST_ASSERT_EQ_X(guest_last_ex.cs, TVM_UCS, i);
+		GUEST_ASSERT_EQ_X(guest_last_ex.ss, TVM_UDS, i);
+	}
+	/* Nothing changed: CR0, CR3, LSTAR, CR8. */
+	GUEST_ASSERT_EQ(rd_cr(3), TVM_PT_GPA);
+	GUEST_ASSERT_EQ(rd_cr(0) & CR0_TS, 0);
+}
+
+TEST_F(vmf, privileged_at_cpl3)
+{
+	tvm_enter(self->vm, guest_user_privileged, 0);
+	TVM_RUN_DONE(self->vm);
+}
+
+/* ---- MSRs ---- */
+
+static const struct {
+	uint32_t msr;
+	uint64_t val;
+} msr_values[] = {
+	{ MSR_STAR, 0x0023001000000000ULL },
+	{ MSR_LSTAR, 0xffffffff81234560ULL },
+	{ MSR_CSTAR, 0x00007fffffff0000ULL },
+	{ MSR_SFMASK, 0x47700 },
+	{ MSR_FS_BASE, 0x00007f0012345000ULL },
+	{ MSR_GS_BASE, 0xffff888012345000ULL },
+	{ MSR_KERNEL_GS_BASE, 0x1000 },
+	{ MSR_TSC_AUX, 0x12345678 },
+	{ MSR_PAT, 0x0007010600070106ULL },
+};
+
+static const struct {
+	uint32_t msr;
+	uint64_t val;
+} msr_gp[] = {
+	/* Non-canonical addresses (SDM Vol. 4 tables; WRMSR #GP(0)). */
+	{ MSR_LSTAR, NONCANON },
+	{ MSR_CSTAR, 0x0000800000000000ULL },
+	{ MSR_FS_BASE, NONCANON },
+	{ MSR_GS_BASE, 0x0000800000000000ULL },
+	{ MSR_KERNEL_GS_BASE, NONCANON },
+	/* TSC_AUX bits 63:32 reserved. */
+	{ MSR_TSC_AUX, 1ULL << 32 },
+	/* PAT memory types 2, 3 and >= 8 are reserved. */
+	{ MSR_PAT, 0x0007010600070102ULL },
+	{ MSR_PAT, 0x0307010600070106ULL },
+	{ MSR_PAT, 0x0007010600080106ULL },
+	/* EFER reserved bits. */
+	{ MSR_EFER, 0xd01ULL | (1ULL << 63) },
+	{ MSR_EFER, 0xd01ULL | (1ULL << 1) },
+};
+
+/* MSRs no processor model here implements: #GP(0) both ways. */
+static const uint32_t msr_unknown[] = { 0x12345678, 0xc0001234, 0x40000000,
+					0x4b564d00, 0xdeadbeef };
+
+static void guest_msrs(void)
+{
+	uint64_t i, v;
+
+	for (i = 0; i < sizeof(msr_values) / sizeof(msr_values[0]); i++) {
+		GUEST_ASSERT_EQ_X(wrmsr_safe(msr_values[i].msr,
+					     msr_values[i].val), 0xff, i);
+		GUEST_ASSERT_EQ_X(rdmsr_safe(msr_values[i].msr, &v), 0xff, i);
+		GUEST_ASSERT_EQ_X(v, msr_values[i].val, i);
+	}
+	for (i = 0; i < sizeof(msr_gp) / sizeof(msr_gp[0]); i++) {
+		uint64_t before;
+
+		rdmsr_safe(msr_gp[i].msr, &before);
+		GUEST_ASSERT_EQ_X(wrmsr_safe(msr_gp[i].msr, msr_gp[i].val),
+				  GP_VECTOR, i);
+		GUEST_ASSERT_EQ_X(guest_last_ex.error_code, 0, i);
+		GUEST_ASSERT_EQ_X(guest_last_ex.rip, guest_ex_insn, i);
+		GUEST_ASSERT_EQ_X(rdmsr_safe(msr_gp[i].msr, &v), 0xff, i);
+		GUEST_ASSERT_EQ_X(v, before, i);
+	}
+	for (i = 0; i < sizeof(msr_unknown) / sizeof(msr_unknown[0]); i++) {
+		GUEST_ASSERT_EQ_X(rdmsr_safe(msr_unknown[i], &v), GP_VECTOR,
+				  i);
+		GUEST_ASSERT_EQ_X(guest_last_ex.error_code, 0, i);
+		GUEST_ASSERT_EQ_X(wrmsr_safe(msr_unknown[i], 0), GP_VECTOR,
+				  i);
+		GUEST_ASSERT_EQ_X(guest_last_ex.error_code, 0, i);
+	}
+	/* EFER as set up; clearing LME with paging on is #GP(0). */
+	GUEST_ASSERT_EQ(rdmsr_safe(MSR_EFER, &v), 0xff);
+	GUEST_ASSERT_EQ(v, 0xd01);
+	GUEST_ASSERT_EQ(wrmsr_safe(MSR_EFER, 0xd01), 0xff);
+	GUEST_ASSERT_EQ(wrmsr_safe(MSR_EFER, 0xc01), GP_VECTOR);
+	/* APIC base at reset: 0xfee00000, enabled, BSP. */
+	GUEST_ASSERT_EQ(rdmsr_safe(MSR_APIC_BASE, &v), 0xff);
+	GUEST_ASSERT_EQ(v, 0xfee00900);
+	/* WRMSR FS_BASE moves the FS segment base. */
+	*(volatile uint64_t *)0x1a0008 = 0xf5f5f5f5;
+	GUEST_ASSERT_EQ(wrmsr_safe(MSR_FS_BASE, 0x1a0000), 0xff);
+	asm volatile("mov %%fs:8, %0" : "=r"(v));
+	GUEST_ASSERT_EQ(v, 0xf5f5f5f5);
+	GUEST_SYNC(0);
+}
+
+TEST_F(vmf, msrs)
+{
+	struct {
+		struct trapvm_msrs h;
+		struct trapvm_msr_entry e[4];
+	} m = { .h.nmsrs = 4 };
+	struct ucall uc;
+
+	tvm_enter(self->vm, guest_msrs, 0);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	/* The VMM sees what the guest wrote. */
+	m.e[0].index = MSR_LSTAR;
+	m.e[1].index = MSR_STAR;
+	m.e[2].index = MSR_TSC_AUX;
+	m.e[3].index = MSR_PAT;
+	ASSERT_EQ(4, ioctl(self->vm->vcpu, TRAPVM_GET_MSRS, &m));
+	EXPECT_EQ(0xffffffff81234560ULL, m.e[0].data);
+	EXPECT_EQ(0x0023001000000000ULL, m.e[1].data);
+	EXPECT_EQ(0x12345678, m.e[2].data);
+	EXPECT_EQ(0x0007010600070106ULL, m.e[3].data);
+	TVM_RUN_DONE(self->vm);
+}
+
+TEST_HARNESS_MAIN
