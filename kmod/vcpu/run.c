@@ -31,6 +31,7 @@
 #include <trapvm/cpu.h>
 #include <trapvm/emulate.h>
 #include <trapvm/lapic.h>
+#include <linux/trapvm_guest.h>
 #include "../trapvm.h"
 #include "../trace.h"
 #include "switcher.h"
@@ -534,6 +535,11 @@ static int vcpu_emulate(struct trapvm_vcpu *vcpu)
 	case TRAPVM_EMU_HLT:
 		return vcpu_halt(vcpu);
 	case TRAPVM_EMU_HYPERCALL:
+		/* The ABI version is the module's to tell (guest ABI). */
+		if (res->hypercall.nr == TRAPVM_HC_VERSION) {
+			vcpu->cpu.gpr[GPR_RAX] = TRAPVM_BOOT_VERSION;
+			return 1;
+		}
 		vcpu->run->exit_reason = TRAPVM_EXIT_HYPERCALL;
 		vcpu->run->hypercall.nr = res->hypercall.nr;
 		memcpy(vcpu->run->hypercall.args, res->hypercall.args,

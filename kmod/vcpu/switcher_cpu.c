@@ -118,10 +118,11 @@ static void sw_build_checks(void)
 	BUILD_BUG_ON(SWD_TSS + sizeof(struct x86_hw_tss) > PAGE_SIZE);
 	BUILD_BUG_ON(SWD_GDT + TRAPVM_SW_GDT_ENTRIES * 8 > SWD_TSS);
 	BUILD_BUG_ON(GDT_ENTRY_TSS * 8 != TRAPVM_SW_TSS_SEL);
-	BUILD_BUG_ON(TRAPVM_SW_IST_DF != IST_INDEX_DF + 1);
-	BUILD_BUG_ON(TRAPVM_SW_IST_NMI != IST_INDEX_NMI + 1);
-	BUILD_BUG_ON(TRAPVM_SW_IST_DB != IST_INDEX_DB + 1);
-	BUILD_BUG_ON(TRAPVM_SW_IST_MC != IST_INDEX_MCE + 1);
+	/* Linux's IST numbers, so host IST stacks fit our gates too. */
+	BUILD_BUG_ON(IST_INDEX_DF + 1 != TRAPVM_SW_IST_DF);
+	BUILD_BUG_ON(IST_INDEX_NMI + 1 != TRAPVM_SW_IST_NMI);
+	BUILD_BUG_ON(IST_INDEX_DB + 1 != TRAPVM_SW_IST_DB);
+	BUILD_BUG_ON(IST_INDEX_MCE + 1 != TRAPVM_SW_IST_MC);
 }
 
 static unsigned long sw_text_off(const u8 *sym)
