@@ -629,4 +629,500 @@ TEST_F(vmf, msrs)
 	TVM_RUN_DONE(self->vm);
 }
 
+/* ---- descriptor tables ---- */
+
+struct __attribute__((packed)) dtr {
+	uint16_t limit;
+	uint64_t base;
+};
+
+#define SEL_DATA_NA	0x50	/* data, DPL0, accessed bit clear */
+#define SEL_DATA_NP	0x58	/* data, not present */
+#define SEL_LDT		0x60	/* LDT (16-byte descriptor) */
+#define SEL_TSS2	0x70	/* available 64-bit TSS (16 bytes) */
+#define SEL_CODE_XO	0x80	/* execute-only code */
+#define SEL_CODE_RX	0x88	/* readable 64-bit code, DPL0 */
+#define SEL_DATA_BASE	0x90	/* data with base FS_TEST_BASE */
+#define SEL_CODE_NP	0x98	/* 64-bit code, not present */
+#define SEL_LDT_NP	0xa0	/* LDT, not present (16 bytes) */
+#define SEL_DATA_DPL3	0xb0	/* data, DPL3 */
+#define FS_TEST_BASE	0x1a0000ULL
+
+static void setup_spare_gdt(struct tvm *vm)
+{
+	tvm_set_gdt_entry(vm, SEL_DATA_NA,
+			  tvm_seg_desc(0, 0xfffff, 0x2, 1, 0, 1, 0, 1, 1));
+	tvm_set_gdt_entry(vm, SEL_DATA_NP,
+			  tvm_seg_desc(0, 0xfffff, 0x3, 1, 0, 0, 0, 1, 1));
+	tvm_set_gdt_entry(vm, SEL_LDT,
+			  tvm_seg_desc(0x1b0000, 0xfff, 0x2, 0, 0, 1, 0, 0, 0));
+	tvm_set_gdt_entry(vm, SEL_LDT + 8, 0);
+	tvm_set_gdt_entry(vm, SEL_TSS2,
+			  tvm_seg_desc(0x1b1000, 0x67, 0x9, 0, 0, 1, 0, 0, 0));
+	tvm_set_gdt_entry(vm, SEL_TSS2 + 8, 0);
+	tvm_set_gdt_entry(vm, SEL_CODE_XO,
+			  tvm_seg_desc(0, 0xfffff, 0x9, 1, 0, 1, 1, 0, 1));
+	tvm_set_gdt_entry(vm, SEL_CODE_RX,
+			  tvm_seg_desc(0, 0xfffff, 0xb, 1, 0, 1, 1, 0, 1));
+	tvm_set_gdt_entry(vm, SEL_DATA_BASE,
+			  tvm_seg_desc(FS_TEST_BASE, 0xfffff, 0x3, 1, 0, 1, 0,
+				       1, 1));
+	tvm_set_gdt_entry(vm, SEL_CODE_NP,
+			  tvm_seg_desc(0, 0xfffff, 0xb, 1, 0, 0, 1, 0, 1));
+	tvm_set_gdt_entry(vm, SEL_LDT_NP,
+			  tvm_seg_desc(0x1b0000, 0xfff, 0x2, 0, 0, 0, 0, 0, 0));
+	tvm_set_gdt_entry(vm, SEL_LDT_NP + 8, 0);
+	tvm_set_gdt_entry(vm, SEL_DATA_DPL3,
+			  tvm_seg_desc(0, 0xfffff, 0x3, 1, 3, 1, 0, 1, 1));
+}
+
+static uint64_t gdt_entry(unsigned int sel)
+{
+	return ((volatile uint64_t *)TVM_GDT_GPA)[sel >> 3];
+}
+
+#define DESC_TYPE(d)	(((d) >> 40) & 0xf)
+
+static void guest_dtables(uint64_t umip)
+{
+	struct dtr d = { 0 }, nd = { .limit = 0x7ff, .base = 0x5000 };
+	struct dtr gdt = { .limit = 0xfff, .base = TVM_GDT_GPA };
+	struct dtr idt = { .limit = 0xfff, .base = TVM_IDT_GPA };
+	uint64_t v;
+
+	if (umip) {
+		/* SGDT/SIDT store the virtual GDTR/IDTR (10 bytes). */
+		asm volatile("sgdt %0" : "=m"(d));
+		GUEST_ASSERT_EQ(d.base, TVM_GDT_GPA);
+		GUEST_ASSERT_EQ(d.limit, 0xfff);
+		asm volatile("sidt %0" : "=m"(d));
+		GUEST_ASSERT_EQ(d.base, TVM_IDT_GPA);
+		GUEST_ASSERT_EQ(d.limit, 0xfff);
+		/* STR / SLDT: the virtual TR and LDTR selectors. */
+		v = 0xffff;
+		asm volatile("str %w0" : "+r"(v));
+		GUEST_ASSERT_EQ(v & 0xffff, TVM_TSS_SEL);
+		v = 0xffff;
+		asm volatile("sldt %w0" : "+r"(v));
+		GUEST_ASSERT_EQ(v & 0xffff, 0);
+		/* SMSW: low 16 bits of the virtual CR0 (PE MP ET NE). */
+		asm volatile("smsw %w0" : "=r"(v));
+		GUEST_ASSERT_EQ(v & 0xffff, 0x0033);
+	}
+
+	/* LGDT/LIDT load base and limit; S*DT give them back. */
+	asm volatile("lgdt %0" : : "m"(nd));
+	if (umip) {
+		asm volatile("sgdt %0" : "=m"(d));
+		GUEST_ASSERT_EQ(d.base, 0x5000);
+		GUEST_ASSERT_EQ(d.limit, 0x7ff);
+	}
+	GUEST_SYNC(1);
+	asm volatile("lgdt %0" : : "m"(gdt));
+	asm volatile("lidt %0" : : "m"(nd));
+	if (umip) {
+		asm volatile("sidt %0" : "=m"(d));
+		GUEST_ASSERT_EQ(d.base, 0x5000);
+		GUEST_ASSERT_EQ(d.limit, 0x7ff);
+	}
+	GUEST_SYNC(2);
+	asm volatile("lidt %0" : : "m"(idt));
+	/* A non-canonical memory operand is #GP(0). */
+	asm volatile(ASM_SAFE("lgdt (%[m])") : ASM_SAFE_OUT
+		     : [m] "r"(NONCANON) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+
+	/* LLDT: an LDT descriptor loads; others #GP(sel), absent #NP. */
+	asm volatile(ASM_SAFE("lldt %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(SEL_LDT) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_NO_EX();
+	if (umip) {
+		asm volatile("sldt %w0" : "=r"(v));
+		GUEST_ASSERT_EQ(v & 0xffff, SEL_LDT);
+	}
+	GUEST_SYNC(3);
+	asm volatile(ASM_SAFE("lldt %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(TVM_KDS) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, TVM_KDS);
+	asm volatile(ASM_SAFE("lldt %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(SEL_LDT | 4) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, SEL_LDT | 4);
+	asm volatile(ASM_SAFE("lldt %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(0x1000) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, 0x1000);
+	asm volatile(ASM_SAFE("lldt %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(SEL_LDT_NP) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(NP_VECTOR, SEL_LDT_NP);
+	/* A null selector makes the LDT unusable, no fault. */
+	asm volatile(ASM_SAFE("lldt %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(0) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_NO_EX();
+
+	/* LTR: marks the TSS descriptor busy; a busy one is #GP(sel). */
+	GUEST_ASSERT_EQ(DESC_TYPE(gdt_entry(SEL_TSS2)), 0x9);
+	asm volatile(ASM_SAFE("ltr %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(SEL_TSS2) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_NO_EX();
+	GUEST_ASSERT_EQ(DESC_TYPE(gdt_entry(SEL_TSS2)), 0xb);
+	if (umip) {
+		asm volatile("str %w0" : "=r"(v));
+		GUEST_ASSERT_EQ(v & 0xffff, SEL_TSS2);
+	}
+	GUEST_SYNC(4);
+	asm volatile(ASM_SAFE("ltr %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(SEL_TSS2) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, SEL_TSS2);
+	asm volatile(ASM_SAFE("ltr %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(TVM_KDS) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, TVM_KDS);
+	asm volatile(ASM_SAFE("ltr %w[s]") : ASM_SAFE_OUT
+		     : [s] "r"(0) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+}
+
+static bool host_has_umip(void)
+{
+	char line[8192];
+	bool found = false;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "flags", 5)) {
+			found = strstr(line, " umip") != NULL;
+			break;
+		}
+	fclose(f);
+	return found;
+}
+
+TEST_F(vmf, descriptor_tables)
+{
+	bool umip = host_has_umip();
+	struct trapvm_sregs sr;
+	struct ucall uc;
+
+	if (!umip)
+		TH_LOG("no UMIP on this host: SGDT/SIDT/SLDT/STR/SMSW not checked");
+	setup_spare_gdt(self->vm);
+	tvm_enter(self->vm, guest_dtables, umip);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_SREGS, &sr));
+	EXPECT_EQ(0x5000, sr.gdt.base);
+	EXPECT_EQ(0x7ff, sr.gdt.limit);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_SREGS, &sr));
+	EXPECT_EQ(0x5000, sr.idt.base);
+	EXPECT_EQ(0x7ff, sr.idt.limit);
+	EXPECT_EQ(TVM_GDT_GPA, sr.gdt.base);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_SREGS, &sr));
+	EXPECT_EQ(SEL_LDT, sr.ldt.selector);
+	EXPECT_EQ(0x1b0000, sr.ldt.base);
+	EXPECT_EQ(0xfff, sr.ldt.limit);
+	EXPECT_EQ(2, sr.ldt.type);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_SREGS, &sr));
+	EXPECT_EQ(SEL_TSS2, sr.tr.selector);
+	EXPECT_EQ(0x1b1000, sr.tr.base);
+	EXPECT_EQ(0x67, sr.tr.limit);
+	EXPECT_EQ(0xb, sr.tr.type);
+	TVM_RUN_DONE(self->vm);
+}
+
+/* ---- segment registers ---- */
+
+static uint64_t mov_ds_safe(uint64_t sel)
+{
+	asm volatile(ASM_SAFE("mov %w[s], %%ds") : ASM_SAFE_OUT
+		     : [s] "r"(sel) : ASM_SAFE_CLOBBERS);
+	return guest_last_ex.vector;
+}
+
+static uint64_t mov_ss_safe(uint64_t sel)
+{
+	asm volatile(ASM_SAFE("mov %w[s], %%ss") : ASM_SAFE_OUT
+		     : [s] "r"(sel) : ASM_SAFE_CLOBBERS);
+	return guest_last_ex.vector;
+}
+
+static void guest_segments(void)
+{
+	uint64_t v;
+
+	/* Loading a data segment sets its accessed bit (SDM Vol. 3 3.4.5.1). */
+	GUEST_ASSERT_EQ(DESC_TYPE(gdt_entry(SEL_DATA_NA)), 0x2);
+	GUEST_ASSERT_EQ(mov_ds_safe(SEL_DATA_NA), 0xff);
+	GUEST_ASSERT_EQ(DESC_TYPE(gdt_entry(SEL_DATA_NA)), 0x3);
+	GUEST_SYNC(1);
+	/* A readable code segment can be loaded into DS, execute-only not. */
+	GUEST_ASSERT_EQ(mov_ds_safe(SEL_CODE_RX), 0xff);
+	GUEST_ASSERT_EQ(mov_ds_safe(SEL_CODE_XO), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, SEL_CODE_XO);
+	/* Not present: #NP(sel). */
+	GUEST_ASSERT_EQ(mov_ds_safe(SEL_DATA_NP), NP_VECTOR);
+	GUEST_ASSERT_EX(NP_VECTOR, SEL_DATA_NP);
+	/* Beyond the GDT limit: #GP(sel), RPL bits not in the code. */
+	GUEST_ASSERT_EQ(mov_ds_safe(0x1003), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0x1000);
+	/* RPL 3 > DPL 0 of a data segment: #GP(sel). */
+	GUEST_ASSERT_EQ(mov_ds_safe(SEL_DATA_NA | 3), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, SEL_DATA_NA);
+	/* The null selector is fine for DS in 64-bit mode. */
+	GUEST_ASSERT_EQ(mov_ds_safe(0), 0xff);
+	GUEST_ASSERT_EQ(mov_ds_safe(TVM_KDS), 0xff);
+
+	/*
+	 * SS: DPL and RPL must equal CPL; not present is #SS(sel).  (Not
+	 * with the guest's own user selectors 0x2b/0x33: they are valid at
+	 * the hardware CPL3 the guest runs at, so MOV does not trap; the
+	 * guest ABI's paravirtual contract.)
+	 */
+	GUEST_ASSERT_EQ(mov_ss_safe(SEL_DATA_DPL3 | 3), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, SEL_DATA_DPL3);
+	GUEST_ASSERT_EQ(mov_ss_safe(SEL_DATA_DPL3), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, SEL_DATA_DPL3);
+	GUEST_ASSERT_EQ(mov_ss_safe(TVM_KDS | 3), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, TVM_KDS);
+	GUEST_ASSERT_EQ(mov_ss_safe(SEL_CODE_RX), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, SEL_CODE_RX);
+	GUEST_ASSERT_EQ(mov_ss_safe(SEL_DATA_NP), SS_VECTOR);
+	GUEST_ASSERT_EX(SS_VECTOR, SEL_DATA_NP);
+	GUEST_ASSERT_EQ(mov_ss_safe(TVM_KDS), 0xff);
+
+	/* MOV FS loads the descriptor's base (32 bits in 64-bit mode). */
+	*(volatile uint64_t *)(FS_TEST_BASE + 16) = 0x5e65e65e;
+	asm volatile("mov %w0, %%fs" : : "r"(SEL_DATA_BASE));
+	asm volatile("mov %%fs:16, %0" : "=r"(v));
+	GUEST_ASSERT_EQ(v, 0x5e65e65e);
+	/* POP GS too; POP of a not-present selector is #NP(sel). */
+	asm volatile("push %q0; pop %%gs" : : "r"((uint64_t)SEL_DATA_BASE));
+	asm volatile("mov %%gs:16, %0" : "=r"(v));
+	GUEST_ASSERT_EQ(v, 0x5e65e65e);
+	GUEST_SYNC(2);
+	asm volatile("push %q[s]\n\t" ASM_SAFE("pop %%fs") "add $8, %%rsp"
+		     : ASM_SAFE_OUT : [s] "r"((uint64_t)SEL_DATA_NP)
+		     : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(NP_VECTOR, SEL_DATA_NP);
+	/* POP DS/ES/SS do not exist in 64-bit mode: #UD. */
+	asm volatile("push %q[s]\n\t" ASM_SAFE(".byte 0x1f") "add $8, %%rsp"
+		     : ASM_SAFE_OUT : [s] "r"((uint64_t)TVM_KDS)
+		     : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(UD_VECTOR, 0);
+	/* MOV to CS does not exist: #UD. */
+	asm volatile(ASM_SAFE(".byte 0x8e, 0xc8") : ASM_SAFE_OUT : "a"(0x10)
+		     : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(UD_VECTOR, 0);
+}
+
+TEST_F(vmf, segments)
+{
+	struct trapvm_sregs sr;
+	struct ucall uc;
+
+	setup_spare_gdt(self->vm);
+	tvm_enter(self->vm, guest_segments, 0);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_SREGS, &sr));
+	EXPECT_EQ(SEL_DATA_NA, sr.ds.selector);
+	EXPECT_EQ(0x3, sr.ds.type);
+	EXPECT_EQ(1, sr.ds.present);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_SREGS, &sr));
+	EXPECT_EQ(SEL_DATA_BASE, sr.fs.selector);
+	EXPECT_EQ(FS_TEST_BASE, sr.fs.base);
+	EXPECT_EQ(SEL_DATA_BASE, sr.gs.selector);
+	EXPECT_EQ(FS_TEST_BASE, sr.gs.base);
+	EXPECT_EQ(TVM_KDS, sr.ss.selector);
+	EXPECT_EQ(TVM_KDS, sr.ds.selector);
+	TVM_RUN_DONE(self->vm);
+}
+
+/* ---- far JMP/CALL/RET, IRETQ ---- */
+
+struct __attribute__((packed)) farptr {
+	uint64_t off;
+	uint16_t sel;
+};
+
+static void guest_far(void)
+{
+	struct farptr fp;
+	uint64_t ret, cs, sp, sp0, at;
+
+	/* JMP m16:64 (REX.W FF /5) to the same CS. */
+	asm volatile("leaq 1f(%%rip), %%rcx\n\t"
+		     "movq %%rcx, (%[fp])\n\t"
+		     "movw %[sel], 8(%[fp])\n\t"
+		     "xorl %%ecx, %%ecx\n\t"
+		     ".byte 0x48, 0xff, 0x28\n\t"	/* ljmp *(%rax) */
+		     "ud2\n\t"
+		     "1: movl $1, %%ecx\n\t"
+		     "movq %%rcx, %[r]"
+		     : [r] "=r"(ret) : [fp] "a"(&fp), [sel] "i"(TVM_KCS)
+		     : "rcx", "memory");
+	GUEST_ASSERT_EQ(ret, 1);
+	/* ... to another 64-bit code segment, then back. */
+	fp.sel = SEL_CODE_RX;
+	asm volatile("leaq 1f(%%rip), %%rcx\n\t"
+		     "movq %%rcx, (%[fp])\n\t"
+		     ".byte 0x48, 0xff, 0x28\n\t"
+		     "ud2\n\t"
+		     "1:"
+		     : : [fp] "a"(&fp) : "rcx", "memory");
+	GUEST_SYNC(SEL_CODE_RX);
+	fp.sel = TVM_KCS;
+	asm volatile("leaq 1f(%%rip), %%rcx\n\t"
+		     "movq %%rcx, (%[fp])\n\t"
+		     ".byte 0x48, 0xff, 0x28\n\t"
+		     "ud2\n\t"
+		     "1:"
+		     : : [fp] "a"(&fp) : "rcx", "memory");
+	GUEST_SYNC(TVM_KCS);
+	/* A data segment is #GP(sel), a not-present code segment #NP. */
+	fp.sel = TVM_KDS;
+	asm volatile(ASM_SAFE(".byte 0x48, 0xff, 0x28") : ASM_SAFE_OUT
+		     : "a"(&fp) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, TVM_KDS);
+	fp.sel = SEL_CODE_NP;
+	asm volatile(ASM_SAFE(".byte 0x48, 0xff, 0x28") : ASM_SAFE_OUT
+		     : "a"(&fp) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(NP_VECTOR, SEL_CODE_NP);
+	fp.sel = 0;
+	asm volatile(ASM_SAFE(".byte 0x48, 0xff, 0x28") : ASM_SAFE_OUT
+		     : "a"(&fp) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+
+	/*
+	 * CALL m16:64 (REX.W FF /3) pushes CS then RIP, 8 bytes each;
+	 * far RET (REX.W CB) pops them.
+	 */
+	fp.sel = TVM_KCS;
+	asm volatile("movq %%rsp, %[sp0]\n\t"
+		     "leaq 1f(%%rip), %%rcx\n\t"
+		     "movq %%rcx, (%[fp])\n\t"
+		     "leaq 2f(%%rip), %[at]\n\t"
+		     ".byte 0x48, 0xff, 0x18\n\t"	/* lcall *(%rax) */
+		     "2: jmp 3f\n\t"
+		     "1: movq (%%rsp), %[ret]\n\t"
+		     "movq 8(%%rsp), %[cs]\n\t"
+		     "movq %%rsp, %[sp]\n\t"
+		     ".byte 0x48, 0xcb\n\t"		/* lretq */
+		     "ud2\n\t"
+		     "3:"
+		     : [ret] "=&r"(ret), [cs] "=&r"(cs), [sp] "=&r"(sp),
+		       [sp0] "=&r"(sp0), [at] "=&r"(at)
+		     : [fp] "a"(&fp) : "rcx", "memory");
+	GUEST_ASSERT_EQ(ret, at);
+	GUEST_ASSERT_EQ(cs, TVM_KCS);
+	GUEST_ASSERT_EQ(sp, sp0 - 16);
+
+	/* IRETQ to CPL0: pops RIP, CS, RFLAGS, RSP, SS (64-bit mode). */
+	asm volatile("movq %%rsp, %[sp0]\n\t"
+		     "pushq $0x18\n\t"
+		     "leaq -64(%%rsp), %%rcx\n\t"
+		     "pushq %%rcx\n\t"
+		     "pushq $0x203\n\t"			/* IF, CF */
+		     "pushq $0x10\n\t"
+		     "leaq 1f(%%rip), %%rcx\n\t"
+		     "pushq %%rcx\n\t"
+		     "iretq\n\t"
+		     "1: movq %%rsp, %[sp]\n\t"
+		     "setc %b[ret]\n\t"
+		     "movq %[sp0], %%rsp"
+		     : [sp0] "=&r"(sp0), [sp] "=&r"(sp), [ret] "=&q"(ret)
+		     : : "rcx", "memory");
+	GUEST_ASSERT_EQ(sp, sp0 - 8 - 64);
+	GUEST_ASSERT_EQ(ret & 1, 1);
+	GUEST_ASSERT_EQ(guest_read_vif(), X86_EFLAGS_IF);
+	asm volatile("cli");
+	/* IRETQ to a data selector is #GP(sel); non-canonical RIP #GP(0). */
+	asm volatile("movq %%rsp, %%rdx\n\t"
+		     "pushq $0x18\n\t"
+		     "pushq %%rdx\n\t"
+		     "pushq $2\n\t"
+		     "pushq $0x18\n\t"
+		     "leaq 1f(%%rip), %%rcx\n\t"
+		     "pushq %%rcx\n\t"
+		     ASM_SAFE("iretq")
+		     "movq %%rdx, %%rsp\n\t"
+		     : ASM_SAFE_OUT : : "rcx", "rdx", ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, TVM_KDS);
+	asm volatile("movq %%rsp, %%rdx\n\t"
+		     "pushq $0x18\n\t"
+		     "pushq %%rdx\n\t"
+		     "pushq $2\n\t"
+		     "pushq $0x10\n\t"
+		     "pushq %[nc]\n\t"
+		     ASM_SAFE("iretq")
+		     "movq %%rdx, %%rsp\n\t"
+		     : ASM_SAFE_OUT : [nc] "r"(NONCANON)
+		     : "rdx", ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+}
+
+TEST_F(vmf, far_transfers)
+{
+	struct trapvm_sregs sr;
+	struct ucall uc;
+
+	setup_spare_gdt(self->vm);
+	tvm_enter(self->vm, guest_far, 0);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_SREGS, &sr));
+	EXPECT_EQ(SEL_CODE_RX, sr.cs.selector);
+	EXPECT_EQ(0, sr.cpl);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_SREGS, &sr));
+	EXPECT_EQ(TVM_KCS, sr.cs.selector);
+	TVM_RUN_DONE(self->vm);
+}
+
+/* IRETQ and far RET to CPL3: what user mode sees. */
+static uint64_t user_where(uint64_t arg)
+{
+	asm volatile(ASM_SAFE("ud2") : ASM_SAFE_OUT : : ASM_SAFE_CLOBBERS);
+	return guest_last_ex.cs | (guest_last_ex.ss << 16);
+}
+
+/* Like guest_run_user(), with a far RET (REX.W CB) instead of IRETQ. */
+uint64_t lret_to_user(void *fn, uint64_t arg);
+asm(".pushsection .text\n"
+    "lret_to_user:\n\t"
+    "pushq %rbx; pushq %rbp; pushq %r12; pushq %r13; pushq %r14; pushq %r15\n\t"
+    "movq %rsp, guest_user_kernel_rsp(%rip)\n\t"
+    "pushq $0x2b\n\t"
+    "pushq $0x1f0000\n\t"
+    "pushq $0x33\n\t"
+    "leaq guest_user_trampoline(%rip), %rax\n\t"
+    "pushq %rax\n\t"
+    "movq %rdi, %rax\n\t"
+    "movq %rsi, %rdi\n\t"
+    ".byte 0x48, 0xcb\n\t"
+    ".popsection");
+
+static void guest_to_user(void)
+{
+	GUEST_ASSERT_EQ(guest_run_user(user_where, 0, 0x202),
+			TVM_UCS | (TVM_UDS << 16));
+	GUEST_ASSERT(guest_last_ex.rflags & X86_EFLAGS_IF);
+	GUEST_ASSERT(guest_last_ex.rsp < TVM_USTACK_TOP &&
+		     guest_last_ex.rsp > TVM_USTACK_TOP - 4096);
+	/* IRETQ to CPL3 with IF=0 in the image: the user runs with IF=0. */
+	GUEST_ASSERT_EQ(guest_run_user(user_where, 0, 0x2),
+			TVM_UCS | (TVM_UDS << 16));
+	GUEST_ASSERT_EQ(guest_last_ex.rflags & X86_EFLAGS_IF, 0);
+	GUEST_ASSERT_EQ(lret_to_user(user_where, 0),
+			TVM_UCS | (TVM_UDS << 16));
+	GUEST_ASSERT(guest_last_ex.rsp < TVM_USTACK_TOP &&
+		     guest_last_ex.rsp > TVM_USTACK_TOP - 4096);
+}
+
+TEST_F(vmf, iret_lret_to_cpl3)
+{
+	tvm_enter(self->vm, guest_to_user, 0);
+	TVM_RUN_DONE(self->vm);
+}
+
 TEST_HARNESS_MAIN
