@@ -1125,4 +1125,451 @@ TEST_F(vmf, iret_lret_to_cpl3)
 	TVM_RUN_DONE(self->vm);
 }
 
+/* ---- SYSCALL / SYSRETQ / SWAPGS ---- */
+
+uint64_t sys_rcx, sys_r11, sys_rsp;
+static volatile uint64_t user_ret, user_flags;
+static volatile struct guest_ex kernel_frame;
+
+/* LSTAR: note RCX, R11, RSP and the frame of a #UD, then SYSRETQ. */
+void syscall_entry(void);
+asm(".pushsection .text\n"
+    "syscall_entry:\n\t"
+    "movq %rcx, sys_rcx(%rip)\n\t"
+    "movq %r11, sys_r11(%rip)\n\t"
+    "movq %rsp, sys_rsp(%rip)\n\t"
+    "leaq 1f(%rip), %rax\n\t"
+    "movq %rax, guest_ex_fixup(%rip)\n\t"
+    "ud2\n"
+    "1:\tmovq sys_rcx(%rip), %rcx\n\t"
+    "movq sys_r11(%rip), %r11\n\t"
+    "sysretq\n\t"
+    ".popsection");
+
+static uint64_t user_syscall(uint64_t arg)
+{
+	uint64_t ret_rip, flags;
+
+	asm volatile("std\n\t"
+		     "pushfq\n\t"
+		     "popq %[fl]\n\t"
+		     "leaq 1f(%%rip), %[r]\n\t"
+		     "syscall\n\t"
+		     "1: cld"
+		     : [r] "=&r"(ret_rip), [fl] "=&r"(flags)
+		     : : "rax", "rcx", "r11", "memory");
+	user_ret = ret_rip;
+	user_flags = flags;
+	kernel_frame.cs = guest_last_ex.cs;
+	kernel_frame.ss = guest_last_ex.ss;
+	kernel_frame.rflags = guest_last_ex.rflags;
+	kernel_frame.rsp = guest_last_ex.rsp;
+	/* Back in user mode: where are we? */
+	asm volatile(ASM_SAFE("ud2") : ASM_SAFE_OUT : : ASM_SAFE_CLOBBERS);
+	return 0;
+}
+
+static uint64_t user_syscall_ud(uint64_t arg)
+{
+	asm volatile(ASM_SAFE("syscall") : ASM_SAFE_OUT : :
+		     "rcx", ASM_SAFE_CLOBBERS);
+	return guest_last_ex.vector;
+}
+
+static void guest_syscall(void)
+{
+	const uint64_t fmask = X86_EFLAGS_IF | X86_EFLAGS_DF | X86_EFLAGS_TF |
+			       X86_EFLAGS_AC;
+	uint64_t v;
+
+	guest_wrmsr(MSR_STAR, (0x10ULL << 32) | (0x23ULL << 48));
+	guest_wrmsr(MSR_LSTAR, (uint64_t)syscall_entry);
+	guest_wrmsr(MSR_SFMASK, fmask);
+	guest_run_user(user_syscall, 0, 0x202);
+
+	/* SYSCALL: RCX = next RIP, R11 = RFLAGS (SDM Vol. 2 SYSCALL). */
+	GUEST_ASSERT_EQ(sys_rcx, user_ret);
+	GUEST_ASSERT_EQ(sys_r11, user_flags);
+	GUEST_ASSERT(user_flags & X86_EFLAGS_DF);
+	GUEST_ASSERT(user_flags & X86_EFLAGS_IF);
+	/* CS = STAR[47:32], SS = +8, RFLAGS &= ~FMASK, RSP unchanged. */
+	GUEST_ASSERT_EQ(kernel_frame.cs, TVM_KCS);
+	GUEST_ASSERT_EQ(kernel_frame.ss, TVM_KDS);
+	GUEST_ASSERT_EQ(kernel_frame.rflags & fmask, 0);
+	GUEST_ASSERT_EQ(kernel_frame.rsp, sys_rsp);
+	GUEST_ASSERT(sys_rsp < TVM_USTACK_TOP &&
+		     sys_rsp > TVM_USTACK_TOP - 4096);
+	/* SYSRETQ: CS = STAR[63:48] + 16 | 3, SS = + 8 | 3, RFLAGS = R11. */
+	GUEST_ASSERT_EQ(guest_last_ex.cs, TVM_UCS);
+	GUEST_ASSERT_EQ(guest_last_ex.ss, TVM_UDS);
+	GUEST_ASSERT(guest_last_ex.rflags & X86_EFLAGS_IF);
+	GUEST_ASSERT_EQ(guest_last_ex.rflags & X86_EFLAGS_DF, 0);
+
+	/* SYSRETQ to a non-canonical RCX is #GP(0) at CPL0 (Intel). */
+	asm volatile("movq %[nc], %%rcx\n\t" ASM_SAFE("sysretq")
+		     : ASM_SAFE_OUT : [nc] "r"(NONCANON)
+		     : "rcx", ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(guest_last_ex.cs, TVM_KCS);
+
+	/* EFER.SCE = 0: SYSCALL is #UD. */
+	guest_wrmsr(MSR_EFER, 0xd00);
+	GUEST_ASSERT_EQ(guest_run_user(user_syscall_ud, 0, 0x202), UD_VECTOR);
+	GUEST_ASSERT_EQ(guest_last_ex.rip, guest_ex_insn);
+	guest_wrmsr(MSR_EFER, 0xd01);
+
+	/* SWAPGS exchanges GS.base and KERNEL_GS_BASE. */
+	*(volatile uint64_t *)(FS_TEST_BASE + 0x10) = 0xaaaa;
+	*(volatile uint64_t *)(FS_TEST_BASE + 0x1010) = 0xbbbb;
+	guest_wrmsr(MSR_GS_BASE, FS_TEST_BASE);
+	guest_wrmsr(MSR_KERNEL_GS_BASE, FS_TEST_BASE + 0x1000);
+	asm volatile("mov %%gs:0x10, %0" : "=r"(v));
+	GUEST_ASSERT_EQ(v, 0xaaaa);
+	asm volatile("swapgs");
+	GUEST_ASSERT_EQ(guest_rdmsr(MSR_GS_BASE), FS_TEST_BASE + 0x1000);
+	GUEST_ASSERT_EQ(guest_rdmsr(MSR_KERNEL_GS_BASE), FS_TEST_BASE);
+	asm volatile("mov %%gs:0x10, %0" : "=r"(v));
+	GUEST_ASSERT_EQ(v, 0xbbbb);
+	asm volatile("swapgs");
+	asm volatile("mov %%gs:0x10, %0" : "=r"(v));
+	GUEST_ASSERT_EQ(v, 0xaaaa);
+}
+
+TEST_F(vmf, syscall_sysret_swapgs)
+{
+	tvm_enter(self->vm, guest_syscall, 0);
+	TVM_RUN_DONE(self->vm);
+}
+
+/* ---- INT n, INT3, INT1 and gate DPLs ---- */
+
+static volatile uint64_t int_count, int_rip, int_cs, int_ss;
+
+static void int_handler(struct ex_regs *regs)
+{
+	int_count++;
+	int_rip = regs->rip;
+	int_cs = regs->cs;
+	int_ss = regs->ss;
+}
+
+static uint64_t user_int(uint64_t which)
+{
+	switch (which) {
+	case 0x50:
+		asm volatile(ASM_SAFE("int $0x50") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	case 0x51:
+		asm volatile(ASM_SAFE("int $0x51") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	case 3:
+		asm volatile(ASM_SAFE("int3") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	case 0x103:	/* INT 3 in its two-byte form */
+		asm volatile(ASM_SAFE(".byte 0xcd, 0x03") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	case 1:
+		asm volatile(ASM_SAFE(".byte 0xf1") : ASM_SAFE_OUT : :
+			     ASM_SAFE_CLOBBERS);
+		break;
+	}
+	return guest_last_ex.vector;
+}
+
+static void guest_int(void)
+{
+	uint64_t next;
+
+	guest_handlers[0x50] = int_handler;
+	guest_handlers[0x51] = int_handler;
+	guest_set_stub_gate(0x51, GATE_INTR, 3, 0);
+
+	/* INT n at CPL0, DPL0 gate: delivered, RIP after the INT. */
+	asm volatile("leaq 1f(%%rip), %0\n\tint $0x50\n1:" : "=r"(next));
+	GUEST_ASSERT_EQ(int_count, 1);
+	GUEST_ASSERT_EQ(int_rip, next);
+	GUEST_ASSERT_EQ(int_cs, TVM_KCS);
+
+	/* From CPL3 through a DPL0 gate: #GP(vector * 8 + 2). */
+	GUEST_ASSERT_EQ(guest_run_user(user_int, 0x50, 0x202), GP_VECTOR);
+	GUEST_ASSERT_EQ(guest_last_ex.error_code, 0x50 * 8 + 2);
+	GUEST_ASSERT_EQ(guest_last_ex.rip, guest_ex_insn);
+	GUEST_ASSERT_EQ(int_count, 1);
+	/* Through a DPL3 gate: delivered with the user's CS/SS. */
+	GUEST_ASSERT_EQ(guest_run_user(user_int, 0x51, 0x202), 0x51);
+	GUEST_ASSERT_EQ(guest_last_ex.rip, guest_ex_insn + 2);
+	GUEST_ASSERT_EQ(guest_last_ex.cs, TVM_UCS);
+	GUEST_ASSERT_EQ(guest_last_ex.ss, TVM_UDS);
+	GUEST_ASSERT_EQ(guest_last_ex.error_code, 0);
+	/* ... at the TSS's RSP0 (SDM Vol. 3 6.14.2: 16-byte aligned). */
+	GUEST_ASSERT_EQ(guest_last_ex.frame, TVM_RSP0_TOP - 40);
+
+	/* INT3 and INT 3 check the DPL too (SDM Vol. 3 6.12.1.1). */
+	GUEST_ASSERT_EQ(guest_run_user(user_int, 3, 0x202), GP_VECTOR);
+	GUEST_ASSERT_EQ(guest_last_ex.error_code, 3 * 8 + 2);
+	GUEST_ASSERT_EQ(guest_last_ex.rip, guest_ex_insn);
+	GUEST_ASSERT_EQ(guest_run_user(user_int, 0x103, 0x202), GP_VECTOR);
+	GUEST_ASSERT_EQ(guest_last_ex.error_code, 3 * 8 + 2);
+	guest_set_stub_gate(BP_VECTOR, GATE_INTR, 3, 0);
+	/* #BP is a trap: RIP after the INT3. */
+	GUEST_ASSERT_EQ(guest_run_user(user_int, 3, 0x202), BP_VECTOR);
+	GUEST_ASSERT_EQ(guest_last_ex.rip, guest_ex_insn + 1);
+	GUEST_ASSERT_EQ(guest_last_ex.cs, TVM_UCS);
+	GUEST_ASSERT_EQ(guest_run_user(user_int, 0x103, 0x202), BP_VECTOR);
+	GUEST_ASSERT_EQ(guest_last_ex.rip, guest_ex_insn + 2);
+	/* INT1 (ICEBP) has no DPL check: #DB through a DPL0 gate. */
+	GUEST_ASSERT_EQ(guest_run_user(user_int, 1, 0x202), DB_VECTOR);
+	GUEST_ASSERT_EQ(guest_last_ex.rip, guest_ex_insn + 1);
+	GUEST_ASSERT_EQ(guest_last_ex.error_code, 0);
+	/* INT3 at CPL0. */
+	asm volatile(ASM_SAFE("int3") : ASM_SAFE_OUT : : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EQ(guest_last_ex.vector, BP_VECTOR);
+	GUEST_ASSERT_EQ(guest_last_ex.rip, guest_ex_insn + 1);
+	GUEST_ASSERT_EQ(guest_last_ex.cs, TVM_KCS);
+	/* INTO does not exist in 64-bit mode. */
+	asm volatile(ASM_SAFE(".byte 0xce") : ASM_SAFE_OUT : :
+		     ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(UD_VECTOR, 0);
+}
+
+TEST_F(vmf, int_n)
+{
+	tvm_enter(self->vm, guest_int, 0);
+	TVM_RUN_DONE(self->vm);
+}
+
+/* ---- IN/OUT/INS/OUTS ---- */
+
+static const char io_msg[] = "hello trapvm!";
+static uint16_t io_words[8];
+
+static void guest_io(void)
+{
+	uint64_t rax, rsi, rdi, rcx;
+
+	asm volatile("outb %%al, $0x80" : : "a"(0x1122334455667712ULL));
+	asm volatile("outw %%ax, %%dx" : : "a"(0x3456), "d"(0x1234));
+	asm volatile("outl %%eax, %%dx" : : "a"(0x789abcde), "d"(0x1238));
+	/* IN of 8/16 bits leaves the rest of RAX; 32 bits zero-extends. */
+	rax = 0x1122334455667700ULL;
+	asm volatile("inb $0x71, %%al" : "+a"(rax));
+	GUEST_ASSERT_EQ(rax, 0x11223344556677a5ULL);
+	rax = 0x1122334455667700ULL;
+	asm volatile("inw %%dx, %%ax" : "+a"(rax) : "d"(0x72));
+	GUEST_ASSERT_EQ(rax, 0x112233445566beefULL);
+	rax = 0x1122334455667700ULL;
+	asm volatile("inl %%dx, %%eax" : "+a"(rax) : "d"(0x74));
+	GUEST_ASSERT_EQ(rax, 0xdeadbeefULL);
+	/* REP OUTSB: RSI advances, RCX counts down to 0. */
+	rsi = (uint64_t)io_msg;
+	rcx = sizeof(io_msg) - 1;
+	asm volatile("rep outsb" : "+S"(rsi), "+c"(rcx) : "d"(0x3f8)
+		     : "memory");
+	GUEST_ASSERT_EQ(rsi, (uint64_t)io_msg + sizeof(io_msg) - 1);
+	GUEST_ASSERT_EQ(rcx, 0);
+	/* REP INSW into memory. */
+	rdi = (uint64_t)io_words;
+	rcx = 4;
+	asm volatile("rep insw" : "+D"(rdi), "+c"(rcx) : "d"(0x60)
+		     : "memory");
+	GUEST_ASSERT_EQ(rdi, (uint64_t)io_words + 8);
+	GUEST_ASSERT_EQ(rcx, 0);
+	GUEST_ASSERT_EQ(io_words[0], 0x1001);
+	GUEST_ASSERT_EQ(io_words[3], 0x4004);
+	GUEST_ASSERT_EQ(io_words[4], 0);
+	/* OUTSW with DF=1 walks down. */
+	io_words[5] = 0x5555;
+	rsi = (uint64_t)&io_words[5];
+	asm volatile("std; outsw; cld" : "+S"(rsi) : "d"(0x62) : "memory");
+	GUEST_ASSERT_EQ(rsi, (uint64_t)&io_words[4]);
+}
+
+struct io_expect {
+	uint8_t dir, size;
+	uint16_t port;
+	uint32_t bytes;
+	uint64_t data;		/* OUT: expected; IN: what the test answers */
+};
+
+TEST_F(vmf, port_io)
+{
+	static const struct io_expect want[] = {
+		{ TRAPVM_EXIT_IO_OUT, 1, 0x80, 1, 0x12 },
+		{ TRAPVM_EXIT_IO_OUT, 2, 0x1234, 2, 0x3456 },
+		{ TRAPVM_EXIT_IO_OUT, 4, 0x1238, 4, 0x789abcde },
+		{ TRAPVM_EXIT_IO_IN, 1, 0x71, 1, 0xa5 },
+		{ TRAPVM_EXIT_IO_IN, 2, 0x72, 2, 0xbeef },
+		{ TRAPVM_EXIT_IO_IN, 4, 0x74, 4, 0xdeadbeef },
+		{ TRAPVM_EXIT_IO_OUT, 1, 0x3f8, 13, 0 },	/* io_msg */
+		{ TRAPVM_EXIT_IO_IN, 2, 0x60, 8, 0 },		/* 0x1001.. */
+		{ TRAPVM_EXIT_IO_OUT, 2, 0x62, 2, 0x5555 },
+	};
+	struct trapvm_run *run = self->vm->run;
+	unsigned int i = 0, done = 0, k;
+	uint8_t got[64];
+	struct ucall uc;
+
+	tvm_enter(self->vm, guest_io, 0);
+	while (i < sizeof(want) / sizeof(want[0])) {
+		uint8_t *data;
+		uint32_t n;
+
+		ASSERT_EQ(0, tvm_run(self->vm));
+		data = (uint8_t *)run + run->io.data_offset;
+		ASSERT_EQ(TRAPVM_EXIT_IO, run->exit_reason)
+			TH_LOG("step %u: %s", i, tvm_describe(self->vm, &uc));
+		ASSERT_EQ(UCALL_NONE, tvm_get_ucall(self->vm, &uc))
+			TH_LOG("step %u: %s", i, tvm_describe(self->vm, &uc));
+		EXPECT_EQ(want[i].dir, run->io.direction) TH_LOG("step %u", i);
+		EXPECT_EQ(want[i].size, run->io.size) TH_LOG("step %u", i);
+		EXPECT_EQ(want[i].port, run->io.port) TH_LOG("step %u", i);
+		ASSERT_LE(1, run->io.count);
+		n = run->io.count * run->io.size;
+		ASSERT_LE(done + n, want[i].bytes) TH_LOG("step %u", i);
+		if (want[i].dir == TRAPVM_EXIT_IO_OUT) {
+			memcpy(got + done, data, n);
+		} else {
+			for (k = 0; k < n; k++) {
+				uint64_t v = want[i].data;
+
+				if (i == 7)	/* words 0x1001, 0x2002, ... */
+					v = 0x1001 * ((done + k) / 2 + 1);
+				data[k] = v >> (8 * ((done + k) %
+						     (i == 7 ? 2 : 8)));
+			}
+		}
+		done += n;
+		if (done < want[i].bytes)
+			continue;	/* a string split into several exits */
+		if (want[i].dir == TRAPVM_EXIT_IO_OUT) {
+			if (i == 6) {
+				EXPECT_EQ(0, memcmp(got, io_msg, 13));
+			} else {
+				uint64_t v = 0;
+
+				memcpy(&v, got, want[i].bytes);
+				EXPECT_EQ(want[i].data, v) TH_LOG("step %u", i);
+			}
+		}
+		i++;
+		done = 0;
+	}
+	TVM_RUN_DONE(self->vm);
+}
+
+/* ---- INVLPG, CR3 reloads, WBINVD, INVD, XSETBV ---- */
+
+#define TLB_VA		0x40000000ULL
+
+static void guest_tlb(uint64_t pte_addr)
+{
+	volatile uint64_t *pte = (volatile uint64_t *)pte_addr;
+	volatile uint64_t *va = (volatile uint64_t *)TLB_VA;
+	uint64_t a = *pte, b = a + 0x1000;
+
+	GUEST_ASSERT_EQ(*va, 0xaaaa);
+	/* After INVLPG the new translation must be used. */
+	*pte = b;
+	asm volatile("invlpg (%0)" : : "r"(va) : "memory");
+	GUEST_ASSERT_EQ(*va, 0xbbbb);
+	/* ... and after a CR3 load. */
+	*pte = a;
+	asm volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" : : : "rax",
+		     "memory");
+	GUEST_ASSERT_EQ(*va, 0xaaaa);
+	/* Not present after INVLPG: #PF, error code 0 (read, not present). */
+	*pte = 0;
+	asm volatile("invlpg (%0)" : : "r"(va) : "memory");
+	asm volatile(ASM_SAFE("movq (%[p]), %%rax") : ASM_SAFE_OUT
+		     : [p] "r"(va) : "rax", ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_EX(PF_VECTOR, 0);
+	GUEST_ASSERT_EQ(guest_last_ex.cr2, TLB_VA);
+	*pte = b;
+	asm volatile("invlpg (%0)" : : "r"(va) : "memory");
+	GUEST_ASSERT_EQ(*va, 0xbbbb);
+	/* A non-canonical INVLPG operand is a NOP (SDM Vol. 2 INVLPG). */
+	asm volatile(ASM_SAFE("invlpg (%[p])") : ASM_SAFE_OUT
+		     : [p] "r"(NONCANON) : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_NO_EX();
+	/* WBINVD and INVD at CPL0 just complete. */
+	asm volatile(ASM_SAFE("wbinvd") : ASM_SAFE_OUT : : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_NO_EX();
+	asm volatile(ASM_SAFE("invd") : ASM_SAFE_OUT : : ASM_SAFE_CLOBBERS);
+	GUEST_ASSERT_NO_EX();
+}
+
+TEST_F(vmf, invlpg_cr3_wbinvd)
+{
+	uint64_t pages = tvm_alloc(self->vm, 2);
+
+	*(uint64_t *)tvm_gpa(self->vm, pages) = 0xaaaa;
+	*(uint64_t *)tvm_gpa(self->vm, pages + 4096) = 0xbbbb;
+	tvm_map(self->vm, TLB_VA, pages, PTE_P | PTE_W);
+	/* Page-table pages are identity mapped: the PTE's GPA is its VA. */
+	tvm_enter(self->vm, guest_tlb,
+		  (uint8_t *)tvm_pte(self->vm, TLB_VA, false) - self->vm->ram);
+	TVM_RUN_DONE(self->vm);
+}
+
+static uint64_t xsetbv_safe(uint32_t xcr, uint64_t val)
+{
+	asm volatile(ASM_SAFE("xsetbv") : ASM_SAFE_OUT
+		     : "c"(xcr), "a"((uint32_t)val),
+		       "d"((uint32_t)(val >> 32)) : ASM_SAFE_CLOBBERS);
+	return guest_last_ex.vector;
+}
+
+static void guest_xsetbv(void)
+{
+	uint32_t a, b, c, d;
+	uint64_t cr4 = rd_cr(4);
+
+	/* Without CR4.OSXSAVE, XSETBV is #UD. */
+	GUEST_ASSERT_EQ(xsetbv_safe(0, 3), UD_VECTOR);
+	GUEST_ASSERT_EX(UD_VECTOR, 0);
+	asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d)
+		     : "a"(1), "c"(0));
+	if (!(c & (1u << 26))) {
+		GUEST_SYNC(0);	/* no XSAVE on this CPU */
+		return;
+	}
+	if (wr_cr_safe(4, cr4 | CR4_OSXSAVE) != 0xff) {
+		GUEST_SYNC(1);	/* the vCPU does not offer OSXSAVE */
+		return;
+	}
+	GUEST_ASSERT_EQ(rd_cr(4), cr4 | CR4_OSXSAVE);
+	/* x87|SSE is always valid. */
+	GUEST_ASSERT_EQ(xsetbv_safe(0, 3), 0xff);
+	/* Only XCR0 exists; x87 must stay set; AVX needs SSE; bit 63. */
+	GUEST_ASSERT_EQ(xsetbv_safe(1, 3), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(xsetbv_safe(0, 2), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(xsetbv_safe(0, 5), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	GUEST_ASSERT_EQ(xsetbv_safe(0, 3 | (1ULL << 63)), GP_VECTOR);
+	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	/* SSE still works after XSETBV(0, 3). */
+	asm volatile("movq %0, %%xmm3; movq %%xmm3, %0" : "+r"(cr4)
+		     : : "xmm3");
+	GUEST_SYNC(2);
+}
+
+TEST_F(vmf, xsetbv)
+{
+	struct ucall uc;
+
+	tvm_enter(self->vm, guest_xsetbv, 0);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	if (uc.args[0] == 0)
+		SKIP(return, "the CPU has no XSAVE");
+	if (uc.args[0] == 1)
+		SKIP(return, "the vCPU refuses CR4.OSXSAVE (host without it)");
+	TVM_RUN_DONE(self->vm);
+}
+
 TEST_HARNESS_MAIN
