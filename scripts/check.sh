@@ -14,7 +14,7 @@
 #               each running selftests/run-in-host.sh
 #   testhost    the runner's own tests (selftests/testhost/runner-tests.sh)
 #
-# Each phase's TAP is kept in build/check/<phase>.tap.  A phase that fails
+# Each phase's TAP is kept in build/check/last/<phase>.tap.  A phase that fails
 # without printing a "not ok" line gets one, so nothing fails silently.
 #
 # Env: CHECK_PHASES (space-separated subset, default all),
@@ -29,13 +29,16 @@ MAKE=${MAKE:-make}
 phases=${CHECK_PHASES:-build checkpatch unit host in-host testhost}
 configs=${CHECK_CONFIGS:-default la57 pti}
 boot_timeout=${CHECK_BOOT_TIMEOUT:-900}
-out=$top/build/check
 passed=0
 failed=0
 t_start=$(date +%s)
 
-rm -rf "$out"
+# A directory per run (several people may run make check in one tree);
+# build/check/last points to the newest; the last five are kept.
+out=$top/build/check/$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$out"
+ln -sfn "$(basename "$out")" "$top/build/check/last"
+ls -d "$top"/build/check/2*/ 2>/dev/null | sort | head -n -5 | xargs -r rm -rf
 
 kver=$(scripts/testhost-kver.sh) || exit 1
 kdir=/lib/modules/$kver/build
@@ -107,7 +110,7 @@ build_phase() {
 }
 
 checkpatch_phase() {
-	local cp=build/linux-src/scripts/checkpatch.pl f file res
+	local cp=build/linux-src/scripts/checkpatch.pl
 	echo "TAP version 13"
 	if [ ! -f "$cp" ]; then
 		echo "not ok - checkpatch: $cp missing (run scripts/deps.sh)"
@@ -115,22 +118,42 @@ checkpatch_phase() {
 	fi
 	find kmod uapi -name '*.[ch]' ! -name '*.mod.c' | sort > "$out/checkpatch.files"
 	echo "1..$(wc -l < "$out/checkpatch.files")"
-	local n=0
-	while read -r file; do
-		n=$((n + 1))
-		# --no-tree: we are not inside a kernel tree.  Nothing else is
-		# ignored: kmod/ and uapi/ follow the kernel's coding style.
-		res=$(perl "$cp" --no-tree --strict --show-types --color=never \
-			-f "$file" 2>&1)
-		# ERRORs and WARNINGs fail a file; --strict CHECKs are reported.
-		if echo "$res" | grep -qE '^total: 0 errors, 0 warnings'; then
-			echo "ok $n checkpatch $file # $(echo "$res" | grep '^total:')"
-			echo "$res" | grep -E '^CHECK:' | sed 's/^/# /'
-		else
-			echo "$res" | awk '/^total:/ { exit } { print "# " $0 }'
-			echo "not ok $n checkpatch $file # $(echo "$res" | grep '^total:')"
-		fi
-	done < "$out/checkpatch.files"
+	# One checkpatch process for all files (perl start-up and its word
+	# lists dominate otherwise).  --no-tree: we are not inside a kernel
+	# tree; nothing else is ignored, kmod/ and uapi/ follow the kernel's
+	# coding style.  Each file's report is framed by dashes around its name
+	# and ends with its "total:" line.  ERRORs and WARNINGs fail a file;
+	# --strict CHECKs are shown as comments.
+	# shellcheck disable=SC2046
+	perl "$cp" --no-tree --strict --show-types --color=never \
+		-f $(cat "$out/checkpatch.files") > "$out/checkpatch.out" 2>&1
+	awk -v want="$(wc -l < "$out/checkpatch.files")" '
+		/^-+$/ { if (st == 1) st = 2; else if (st == 3) { st = 0; body = "" } else st = 1; next }
+		st == 1 { file = $0; st = 3; next }
+		/^total: / {
+			n++
+			split($0, t, /[ ,]+/)
+			bad = t[2] + t[4]
+			if (bad == 0) {
+				printf "%s", checks
+				print "ok " n " checkpatch " file " # " $0
+			} else {
+				printf "%s", body
+				print "not ok " n " checkpatch " file " # " $0
+			}
+			body = ""; checks = ""; st = 4
+			next
+		}
+		st == 0 {
+			body = body "# " $0 "\n"
+			if ($0 ~ /^CHECK:/)
+				checks = checks "# " file ": " $0 "\n"
+		}
+		END {
+			if (n < want)
+				print "not ok - checkpatch reported on " n " of " want " files"
+		}
+	' "$out/checkpatch.out"
 }
 
 unit_phase() {
