@@ -69,11 +69,13 @@ tap() {
 # phase NAME CMD...: run CMD, showing and keeping its TAP; a failing CMD
 # without any "not ok" of its own gets one.
 phase() {
-	local name=$1 f=$out/$1.tap rc
+	local name=$1 f=$out/$1.tap rc t
 	shift
 	echo "# ===== $name ====="
+	t=$(date +%s)
 	"$@" 2>&1 | tee "$f"
 	rc=${PIPESTATUS[0]}
+	echo "# $name took $(( $(date +%s) - t )) s"
 	if [ "$rc" != 0 ] && ! grep -q '^not ok' "$f"; then
 		tap "$f" "not ok - $name: '$*' exited $rc"
 	fi
@@ -95,8 +97,9 @@ step() {
 }
 
 build_phase() {
-	local f=$out/build.tap d
+	local f=$out/build.tap d t
 	echo "# ===== build (KDIR=$kdir) ====="
+	t=$(date +%s)
 	: > "$f"
 	step "$f" "build: make all" \
 		$MAKE -k -j2 all KDIR="$kdir"
@@ -107,6 +110,7 @@ build_phase() {
 			$MAKE -k -j2 -C "$d" KDIR="$kdir" KSFT_DIR="$KSFT_DIR"
 	done
 	count "$f"
+	echo "# build took $(( $(date +%s) - t )) s"
 }
 
 checkpatch_phase() {
@@ -184,7 +188,7 @@ host_phase() {
 
 # One boot per configuration, each running every in-VM test.
 in_host_phase() {
-	local cfg opts name f rc rundir
+	local cfg opts name f rc rundir t
 	for cfg in $configs; do
 		case $cfg in
 		default) opts=() ;;
@@ -195,7 +199,8 @@ in_host_phase() {
 		name=check-$(date +%Y%m%d-%H%M%S)-$$-$cfg
 		rundir=build/testhost/runs/$name
 		f=$out/in-host-$cfg.tap
-		echo "# ===== in-host: $cfg (tools/testhost/run ${opts[*]}) ====="
+		echo "# ===== in-host: $cfg (tools/testhost/run --smp 2${opts[*]:+ ${opts[*]}}) ====="
+		t=$(date +%s)
 		# Live progress: the runner relays run-in-host.sh's TAP.
 		tools/testhost/run --run-name "$name" --timeout "$boot_timeout" \
 			--smp 2 "${opts[@]}" --env TESTHOST_CONFIG="$cfg" \
@@ -221,6 +226,7 @@ in_host_phase() {
 			esac
 		} | tee -a "$f"
 		count "$f"
+		echo "# in-host $cfg took $(( $(date +%s) - t )) s"
 	done
 }
 
