@@ -21,6 +21,7 @@
 #include "trapvm_test.h"
 
 extern const unsigned char guest_fn_returned[];
+extern const char __executable_start[];
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 tvm_fatal(const char *fmt, ...)
@@ -378,10 +379,12 @@ const char *tvm_describe(struct tvm *vm, struct ucall *uc)
 				 uc->text);
 		return d;
 	case UCALL_UNHANDLED:
-		snprintf(d, n, "unexpected guest exception %llu error %#llx at rip %#llx (cr2/cs %#llx)",
+		snprintf(d, n, "unexpected guest exception %llu error %#llx at rip %#llx (image+%#llx; cr2/cs %#llx)",
 			 (unsigned long long)uc->args[0],
 			 (unsigned long long)uc->args[1],
 			 (unsigned long long)uc->args[2],
+			 (unsigned long long)(uc->args[2] -
+					      (uint64_t)__executable_start),
 			 (unsigned long long)uc->args[3]);
 		return d;
 	case UCALL_SYNC:
