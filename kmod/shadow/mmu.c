@@ -546,6 +546,15 @@ mmu_fix_hidden_fault(struct trapvm_vcpu *vcpu, const struct trapvm_walk_ctx *c,
 	if (w->level >= 2)
 		shadow_mark_large(pt);
 
+	/*
+	 * The leaf already let this access through: the hardware faulted
+	 * for a reason the shadow cannot fix.  Filling it again would loop.
+	 */
+	if (*sptep == spte) {
+		put_page(page);
+		return TRAPVM_MMU_FAULT_EMULATE;
+	}
+
 	/* The reference from trapvm_gfn_to_page() now belongs to the leaf. */
 	shadow_drop_leaf(sptep);
 	WRITE_ONCE(*sptep, spte);
@@ -585,6 +594,14 @@ enum trapvm_mmu_fault_result trapvm_mmu_page_fault(struct trapvm_vcpu *vcpu,
 				   vcpu->id, cr2);
 		return TRAPVM_MMU_FAULT_KILL;
 	}
+
+	/*
+	 * The guest runs at CPL3: a supervisor-mode access is one the
+	 * hardware made on its own (an implicit access), which host SMAP
+	 * refuses on our user-accessible leaves whatever they say.
+	 */
+	if (!(hw_error & TRAPVM_PFERR_U))
+		return TRAPVM_MMU_FAULT_EMULATE;
 
 	mmu_walk_ctx(vcpu, &c);
 	switch (mmu_translate(vcpu, &c, cr2, access, &w)) {

@@ -91,6 +91,12 @@ struct trapvm_vcpu_mmu {
  * GP      non-canonical address: *inject is #GP(0) (the caller may make it
  *         #SS for a stack access).
  * KILL    internal failure (out of memory, a shadow bug): stop the VM.
+ * EMULATE the guest's translation permits the access and the shadow
+ *         cannot make the hardware do it: the fault has another cause
+ *         (a supervisor-mode access by the hardware itself, e.g. QEMU TCG
+ *         reads IRETQ frames that way and host SMAP stops it; or the
+ *         shadow already allowed the access).  Emulate the instruction
+ *         (or report the fault); resuming would fault again forever.
  */
 enum trapvm_mmu_fault_result {
 	TRAPVM_MMU_FAULT_RESUME,
@@ -98,6 +104,7 @@ enum trapvm_mmu_fault_result {
 	TRAPVM_MMU_FAULT_MMIO,
 	TRAPVM_MMU_FAULT_GP,
 	TRAPVM_MMU_FAULT_KILL,
+	TRAPVM_MMU_FAULT_EMULATE,
 };
 
 /*
@@ -133,6 +140,8 @@ u64 *trapvm_mmu_hole_slot(struct trapvm_vcpu *vcpu);
  *   it does not -> *inject = the guest's #PF (guest error code, CR2), INJECT;
  *   the page is outside guest RAM -> MMIO (gpa in trapvm_mmu_mmio_gpa());
  *   the address is not canonical (5-level hosts) -> GP;
+ *   a hardware supervisor-mode access (U/S = 0 in @hw_error), or a fault
+ *   on a translation the shadow already allows -> EMULATE;
  *   out of memory or an inconsistent shadow -> KILL.
  */
 enum trapvm_mmu_fault_result trapvm_mmu_page_fault(struct trapvm_vcpu *vcpu,

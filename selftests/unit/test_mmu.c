@@ -405,6 +405,14 @@ static void test_hidden_faults(void)
 	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
 	      (shadow_leaf(root, 0x600000) & NX), "NX read %d", r);
 
+	/* The same fault again on the same leaf: can't fix, don't loop. */
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_P | HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_EMULATE, "repeated fault: %d", r);
+	CHECK(shadow_leaf(root, gva) & RW, "leaf lost");
+	/* A hardware supervisor-mode access (U = 0): not the shadow's. */
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_P, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_EMULATE, "supervisor access: %d", r);
+
 	/* A shadow reserved-bit fault is a bug: kill, don't loop. */
 	r = trapvm_mmu_page_fault(&vcpu, gva, HW_P | HW_U | 8, &f);
 	CHECK(r == TRAPVM_MMU_FAULT_KILL, "rsvd: %d", r);
