@@ -110,15 +110,18 @@ fi
 	echo "build_note=$build_note"
 } >"$out/runs/machine.env"
 
-# run_COLUMN RUN: leaves $out/runs/COLUMN-RUN.{log,rc,secs}; .log has the
-# guest's serial output (and, for trapvm, vmctl's and the runner's).
+# run_COLUMN RUN: leaves $out/runs/COLUMN-RUN.{log,rc,secs}.  The .log
+# has the guest's serial output (and, for trapvm, vmctl's and the
+# runner's), every line stamped with the build machine's clock on arrival
+# (stamp.py): the runner relays CMD's output live.
 run_native() {
-	local log=$out/runs/native-$1.log
 	timeout "$tmo" qemu-system-x86_64 "${qemu_cpu[@]}" -m "$guest_mem" \
 		-kernel "$kernel" -append mode=bench \
 		-device isa-debug-exit,iobase=0xf4,iosize=4 \
-		-serial "file:$log" -display none -no-reboot -nodefaults \
-		</dev/null >"$out/runs/native-$1.qemu" 2>&1
+		-serial stdio -display none -no-reboot -nodefaults \
+		</dev/null 2>"$out/runs/native-$1.qemu" |
+		tools/bench/stamp.py "$out/runs/native-$1.log"
+	return "${PIPESTATUS[0]}"
 }
 
 run_trapvm() {
@@ -129,19 +132,18 @@ run_trapvm() {
 	fi
 	tools/testhost/run "${host_opts[@]}" --run-name "bench-$stamp-trapvm-$1" \
 		-- tools/vmctl/vmctl run --stats --mem "${guest_mem}M" \
-		--cmdline mode=bench "$kernel" </dev/null >"$log" 2>&1
+		--cmdline mode=bench "$kernel" </dev/null 2>&1 |
+		tools/bench/stamp.py "$log"
+	return "${PIPESTATUS[0]}"
 }
 
 run_nested() {
-	local log=$out/runs/nested-$1.log rc name=bench-$stamp-nested-$1
-	tools/testhost/run "${host_opts[@]}" --no-module --run-name "$name" \
+	tools/testhost/run "${host_opts[@]}" --no-module \
+		--run-name "bench-$stamp-nested-$1" \
 		-- tools/bench/nested-in-host.sh "$kernel" "${qemu_cpu[@]}" \
-		-m "$guest_mem" </dev/null >"$out/runs/nested-$1.runner" 2>&1
-	rc=$?
-	cp "build/testhost/runs/$name/results/serial.log" "$log" 2>/dev/null ||
-		: >"$log"
-	cat "$out/runs/nested-$1.runner" >>"$log"
-	return $rc
+		-m "$guest_mem" </dev/null 2>&1 |
+		tools/bench/stamp.py "$out/runs/nested-$1.log"
+	return "${PIPESTATUS[0]}"
 }
 
 declare -A dead

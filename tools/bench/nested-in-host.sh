@@ -8,20 +8,21 @@
 #
 #   nested-in-host.sh KERNEL [QEMU ARGS...]
 #
-# The guest's serial console goes to $TESTHOST_RESULTS/serial.log (the
-# results share: authoritative, never the console).  Exit status: 0 if the
-# guest powered off with status 0 (isa-debug-exit makes QEMU exit with
-# (status << 1) | 1), otherwise QEMU's exit status, or 120 if QEMU exited
-# with 0 (no exit device write: should not happen).
+# The guest's serial console is this script's stdout, which the runner
+# relays live (CMD's own output channel, not the test host's console), so
+# that make bench can stamp each result line with the build machine's
+# clock.  Exit status: 0 if the guest powered off with status 0
+# (isa-debug-exit makes QEMU exit with (status << 1) | 1), otherwise
+# QEMU's exit status, or 120 if QEMU exited with 0 (no exit device write:
+# should not happen).
 
 set -u
 kernel=$1
 shift
-out=${TESTHOST_RESULTS:-/tmp}/serial.log
 
 qemu-system-x86_64 "$@" -kernel "$kernel" -append mode=bench \
 	-device isa-debug-exit,iobase=0xf4,iosize=4 \
-	-serial "file:$out" -display none -no-reboot -nodefaults </dev/null
+	-serial stdio -display none -no-reboot -nodefaults </dev/null
 rc=$?
 echo "nested-in-host: qemu exit $rc"
 case $rc in

@@ -44,6 +44,11 @@ BENCH_RE = re.compile(r'(?:^|\s)bench (\w+) iters=(\d+) ns_per_op=(\d+(?:\.\d+)?
                       r'(?: exits_per_op=(\d+))?')
 TSC_RE = re.compile(r'# sparrow bench: tsc (\d+) kHz, (.*)$')
 DONE_RE = re.compile(r'# sparrow bench: done')
+STAMP_RE = re.compile(r'^@(\d+\.\d+) (.*)$')	# stamp.py
+
+# The wall-clock check of the guest's TSC timing (see clock_check()).
+WALL_SLACK_S = 0.25		# relay latency, lines arriving together
+STALL_FACTOR, STALL_SLACK_S = 2.0, 2.0
 
 # tools/testhost/run's own statuses (Documentation/testing.rst).
 RUNNER_RC = {
@@ -74,8 +79,13 @@ def parse_log(text):
     res = {'ops': {}, 'order': [], 'tsc_khz': None, 'platform': None,
            'done': False, 'counters': {}}
     in_counters = False
+    last_t = None		# arrival of the previous bench (or header) line
     for raw in text.splitlines():
         line = raw.replace('\r', '').rstrip()
+        t = None
+        m = STAMP_RE.match(line)
+        if m:
+            t, line = float(m.group(1)), m.group(2)
         m = BENCH_RE.search(line)
         if m:
             name = m.group(1)
@@ -83,13 +93,17 @@ def parse_log(text):
                 'iters': int(m.group(2)),
                 'ns_per_op': float(m.group(3)),
                 'exits_per_op': int(m.group(4)) if m.group(4) else None,
+                # wall time since the previous result line (build machine)
+                'wall_s': t - last_t if t is not None and last_t is not None else None,
             }
             res['order'].append(name)
+            last_t = t
             continue
         m = TSC_RE.search(line)
         if m:
             res['tsc_khz'] = int(m.group(1))
             res['platform'] = m.group(2)
+            last_t = t
             continue
         if DONE_RE.search(line):
             res['done'] = True
@@ -160,6 +174,45 @@ def collect(outdir, col):
             p['reason'] = 'guest did not report "bench: done"'
         runs.append(p)
     return runs
+
+
+def wrap_period_s(tsc_khz):
+    """After how long sparrow's report() wraps: it computes
+    cycles * 10^9 / tsc_khz in 64 bits (tsc_to_ns(cycles * 1000)), which
+    overflows once the timed window exceeds 2^64 / 10^9 cycles (7.1 s at
+    2.6 GHz): the printed time is then the true one modulo that period."""
+    return 2.0 ** 64 / 1e9 / (tsc_khz * 1e3) if tsc_khz else None
+
+
+def clock_check(op, d, tsc_khz):
+    """Check one result against the build machine's clock.
+
+    The guest times an operation with its TSC inside the interval between
+    the previous result line and this one, as stamped on arrival by the
+    build machine.  Reporting more time than that interval is impossible
+    (the guest's clock ran fast); reporting much less when the interval is
+    longer than the wrap period means the value wrapped (see
+    wrap_period_s()).  Such samples are not used.  Any other interval much
+    longer than the reported time is flagged but kept: time may have been
+    spent outside the timed window (process setup, the console).
+    Returns (usable, note).
+    """
+    wall = d.get('wall_s')
+    if wall is None:
+        return True, None
+    guest = d['iters'] * d['ns_per_op'] / 1e9
+    period = wrap_period_s(tsc_khz)
+    if guest > wall * 1.1 + WALL_SLACK_S:
+        return False, ('%s: %.2f s by the guest\'s clock but only %.2f s of wall '
+                       'time passed: left out' % (op, guest, wall))
+    if period and wall > period * 0.95 and wall - guest > period * 0.5:
+        return False, ('%s: %.2f s by the guest\'s clock in %.2f s of wall time, '
+                       'longer than the %.2f s after which sparrow\'s report() '
+                       'overflows: left out' % (op, guest, wall, period))
+    if wall > guest * STALL_FACTOR + STALL_SLACK_S:
+        return True, ('%s: %.2f s of wall time between result lines, %.2f s by the '
+                      'guest\'s clock' % (op, wall, guest))
+    return True, None
 
 
 def fmt_ns(v):
@@ -309,10 +362,17 @@ def main():
             st['reason'] = 'every run timed with a wrong TSC rate'
         else:
             st['reason'] = None
+        st['clock_notes'] = []
+        for r in rs:
+            for op, d in r['ops'].items():
+                d['usable'], note = clock_check(op, d, r['tsc_khz'])
+                if note:
+                    st['clock_notes'].append('run %d: %s' % (r['run'], note))
         for op in ops:
             samples[op][c] = [r['ops'][op]['ns_per_op'] if op in r['ops'] else None
                               for r in rs]
-            v = [r['ops'][op]['ns_per_op'] for r in used if op in r['ops']]
+            v = [r['ops'][op]['ns_per_op'] for r in used
+                 if op in r['ops'] and r['ops'][op]['usable']]
             table[op][c] = statistics.median(v) if v else None
             if v:
                 st['nops'] += 1
@@ -357,12 +417,13 @@ def main():
 
     # --- text
     hdr = ['operation', 'native', 'trapvm', 'nested-QEMU', 'trapvm/native',
-           'trapvm/nested', 'exits/op']
+           'trapvm/nested', 'nested/native', 'exits/op']
     lines = [hdr]
     for r in rows:
         lines.append([r['op'], fmt_ns(r['native_ns']), fmt_ns(r['trapvm_ns']),
                       fmt_ns(r['nested_ns']), fmt_ratio(r['trapvm_over_native']),
                       fmt_ratio(r['trapvm_over_nested']),
+                      fmt_ratio(r['nested_over_native']),
                       'n/a' if r['trapvm_exits_per_op'] is None
                       else '%g' % r['trapvm_exits_per_op']])
     w = [max(len(li[i]) for li in lines) for i in range(len(hdr))]
@@ -391,12 +452,16 @@ def main():
             s += 'FAILED - ' + st['reason'] if c in wanted else st['reason']
         else:
             s += 'ok, %d/%d runs' % (st['ok_runs'], st['runs'])
+            if st['nops'] < len(ops):
+                s += ', %d operation(s) without a usable sample' % (len(ops) - st['nops'])
         if any(st['tsc_khz']):
             s += ' [%s; tsc kHz %s]' % (st['platform'], ' '.join(
                 str(k) if k else '-' for k in st['tsc_khz']))
         text.append(s)
         if st['tsc_warning']:
             text.append(' ' * 13 + st['tsc_warning'])
+        for note in st['clock_notes']:
+            text.append(' ' * 13 + 'clock check, ' + note)
     text.append(exits_note)
     if counters:
         nexits = sum(v for k, v in counters.items() if k.startswith('exit_'))
