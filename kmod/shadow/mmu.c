@@ -438,11 +438,33 @@ void trapvm_mmu_destroy(struct trapvm_vcpu *vcpu)
 /* ------------------------------------------------------------------ */
 /* Entry points                                                        */
 
+/*
+ * What the shadow was built for: CR3 and the paging-mode bits.  The
+ * emulator reports guest MOV CR3/CR0/CR4 and WRMSR EFER, but userspace
+ * can also change these (SET_SREGS) between runs.
+ */
+static void mmu_paging_key(struct trapvm_vcpu *vcpu, u64 key[4])
+{
+	const struct trapvm_cpu *cpu = &vcpu->cpu;
+
+	key[0] = cpu->cr3;
+	key[1] = cpu->cr0 & (X86_CR0_PG | X86_CR0_WP);
+	key[2] = cpu->cr4 & (X86_CR4_PAE | X86_CR4_PSE | X86_CR4_PGE |
+			     X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_PKE);
+	key[3] = cpu->efer & (EFER_NX | EFER_LMA);
+}
+
 phys_addr_t trapvm_mmu_root(struct trapvm_vcpu *vcpu)
 {
 	struct trapvm_vcpu_mmu *mmu = vcpu->mmu;
 	struct trapvm_walk_ctx c;
+	u64 key[4];
 
+	mmu_paging_key(vcpu, key);
+	if (memcmp(key, mmu->paging_key, sizeof(key))) {
+		memcpy(mmu->paging_key, key, sizeof(key));
+		shadow_drop_all(vcpu);
+	}
 	if (atomic_xchg(&mmu->zap_request, 0))
 		shadow_drop_all(vcpu);
 	mmu_walk_ctx(vcpu, &c);

@@ -81,6 +81,7 @@ struct trapvm_vcpu_mmu {
 	unsigned long nr_pages;	/* shadow table pages now, roots included */
 	u64 mmio_gpa;		/* of the last TRAPVM_MMU_FAULT_MMIO */
 	atomic_t zap_request;	/* trapvm_mmu_request_zap() */
+	u64 paging_key[4];	/* CR3 and paging bits the shadow is for */
 };
 
 /*
@@ -118,9 +119,11 @@ void trapvm_mmu_destroy(struct trapvm_vcpu *vcpu);
 
 /*
  * The hardware CR3 value to enter the guest with, for the current virtual
- * mode (vcpu->cpu.cpl, CR4.SMAP, RFLAGS.AC).  Call before every entry;
- * performs a zap requested by trapvm_mmu_request_zap() first.  Never
- * fails.  Does not sleep.
+ * mode (vcpu->cpu.cpl, CR4.SMAP, RFLAGS.AC).  Call before every entry
+ * (with interrupts on: it may free pages).  Drops the shadow first if a
+ * zap was requested (trapvm_mmu_request_zap()) or if CR3 or a paging bit
+ * of CR0/CR4/EFER differs from what the shadow was built for (userspace
+ * SET_SREGS between runs).  Never fails.  Does not sleep.
  */
 phys_addr_t trapvm_mmu_root(struct trapvm_vcpu *vcpu);
 

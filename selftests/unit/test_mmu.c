@@ -382,11 +382,18 @@ static void test_hidden_faults(void)
 	CHECK(shadow_leaf(root, gva + 0x1000) == 0, "mapped anyway");
 	/* ... and with WP = 0 the guest kernel may write it. */
 	set_mode(0, 0, 0, true, false);
+	/* Entering with the new CR0 drops what WP = 1 built: as a TLB may. */
+	CHECK(trapvm_mmu_root(&vcpu) == root, "root moved");
+	CHECK(shadow_leaf(root, gva) == 0, "kept across CR0.WP");
 	r = trapvm_mmu_page_fault(&vcpu, gva + 0x1000, HW_W | HW_U, &f);
 	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "WP=0 write: %d", r);
-	CHECK(shadow_leaf(trapvm_mmu_root(&vcpu), gva + 0x1000) & RW,
+	CHECK(shadow_leaf(root, gva + 0x1000) & RW,
 	      "WP=0 write not mapped writable");
 	kernel_mode();
+	trapvm_mmu_root(&vcpu);
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_P | HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME && (shadow_leaf(root, gva) & RW),
+	      "refill after the mode change: %d", r);
 
 	/* Not present: #PF with the guest's error code (kernel: U = 0). */
 	r = trapvm_mmu_page_fault(&vcpu, 0x7000000, HW_U | HW_I, &f);
@@ -552,6 +559,23 @@ static void test_invalidation(void)
 	r = trapvm_mmu_page_fault(&vcpu, 0x1002000, HW_U | HW_I, &f);
 	CHECK(r == TRAPVM_MMU_FAULT_INJECT &&
 	      shadow_leaf(root, 0x1002000) == 0, "stale after #PF");
+
+	/* CR3 or a paging bit changed behind the MMU's back (SET_SREGS):
+	 * the next trapvm_mmu_root() drops the shadow.  Same state: kept.
+	 */
+	CHECK(trapvm_mmu_root(&vcpu) == root &&
+	      shadow_leaf(root, 0x1001000) != 0, "dropped for nothing");
+	vcpu.cpu.cr4 |= X86_CR4_SMEP;
+	trapvm_mmu_root(&vcpu);
+	CHECK(shadow_leaf(root, 0x1001000) == 0, "kept across CR4.SMEP");
+	trapvm_mmu_page_fault(&vcpu, 0x1001000, HW_U, &f);
+	CHECK(shadow_leaf(root, 0x1001000) != 0, "not refilled");
+	vcpu.cpu.cr3 = GUEST_CR3 | 0x8;	/* PWT: a different CR3 value */
+	trapvm_mmu_root(&vcpu);
+	CHECK(shadow_leaf(root, 0x1001000) == 0, "kept across a CR3 change");
+	kernel_mode();
+	trapvm_mmu_root(&vcpu);
+	trapvm_mmu_page_fault(&vcpu, 0x1001000, HW_U, &f);
 
 	/* CR3 load: everything but the roots goes. */
 	trapvm_mmu_load_cr3(&vcpu);

@@ -163,7 +163,12 @@ extern long kshim_warnings;
 
 #define X86_CR0_WP		BIT_ULL(16)
 #define X86_CR0_PG		BIT_ULL(31)
+#define X86_CR4_PSE		BIT_ULL(4)
+#define X86_CR4_PAE		BIT_ULL(5)
+#define X86_CR4_PGE		BIT_ULL(7)
 #define X86_CR4_SMEP		BIT_ULL(20)
+#define X86_CR4_PKE		BIT_ULL(22)
+#define EFER_LMA		BIT_ULL(10)
 #define X86_CR4_SMAP		BIT_ULL(21)
 #define EFER_NX			BIT_ULL(11)
 #define X86_EFLAGS_AC		BIT_ULL(18)
