@@ -109,6 +109,7 @@ GUEST_CODE(g_xmm_init,
 	   "fnstcw -16(%rsp); movzwl -16(%rsp), %esi; hlt");
 GUEST_CODE(g_touch,
 	   "1: movb %bl, (%rax); add $4096, %rax; cmp %rcx, %rax; jb 1b; hlt");
+GUEST_CODE(g_cli_loop, "1: cli; dec %rcx; jnz 1b; hlt");
 GUEST_CODE(g_fsgs, "mov %fs:0, %rax; mov %gs:8, %rbx; hlt");
 
 static int raw_param(const char *val)
@@ -738,6 +739,45 @@ TEST_F_TIMEOUT(vm, many_exits, 900)
 	       (t1 - t0) * 1e6 / n, n);
 }
 
+/*
+ * Exits the module handles itself, without userspace: CLI at virtual
+ * CPL0 is emulated (virtual IF), then HLT with IF = 0 is a shutdown exit
+ * (nothing can wake the vCPU).  Measures the in-kernel round trip.
+ */
+TEST_F_TIMEOUT(vm, in_kernel_exits, 900)
+{
+	const char *env = getenv("SWITCH_TEST_EXITS");
+	long n = env ? atol(env) : 1000000;
+	struct trapvm_vcpu_stats st0, st1;
+	struct trapvm_regs regs;
+	double t0, t1;
+
+	ASSERT_EQ(0, raw_param("0"));
+	LOAD(self, g_cli_loop, &regs);
+	regs.rcx = n;
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_SET_REGS, &regs));
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_GET_STATS, &st0));
+	t0 = now();
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_RUN, 0));
+	t1 = now();
+	ASSERT_EQ(TRAPVM_EXIT_SHUTDOWN, self->run->exit_reason)
+		TH_LOG("exit %u", self->run->exit_reason);
+	EXPECT_EQ(TRAPVM_SHUTDOWN_HLT, self->run->shutdown.reason);
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_GET_REGS, &regs));
+	EXPECT_EQ(0, regs.rcx);
+	EXPECT_EQ(0, regs.rflags & RFLAGS_IF);
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_GET_STATS, &st1));
+	/* n CLIs and the HLT, each a #GP exit. */
+	EXPECT_EQ(n + 1, st1.count[TRAPVM_STAT_EXIT_GP] -
+		  st0.count[TRAPVM_STAT_EXIT_GP]);
+	EXPECT_EQ(n, st1.count[TRAPVM_STAT_EMUL_CLI_STI] -
+		  st0.count[TRAPVM_STAT_EMUL_CLI_STI]);
+	TH_LOG("%ld in-kernel CLI exits in %.2f s: %.2f us per round trip",
+	       n, t1 - t0, (t1 - t0) * 1e6 / n);
+	printf("# switch_test: in-kernel round trip %.2f us (%ld exits)\n",
+	       (t1 - t0) * 1e6 / n, n);
+}
+
 /* The vCPU thread moves between host CPUs between (and during) RUNs. */
 TEST_F(vm, migrate_between_cpus)
 {
@@ -813,6 +853,146 @@ TEST(two_vms_in_parallel)
 		ASSERT_EQ(pid[k], waitpid(pid[k], &status, 0));
 		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 			TH_LOG("child %d status %#x", k, status);
+	}
+	raw_param("0");
+}
+
+#define STORM_KO	"selftests/trapvm/nmi_storm/trapvm_nmi_storm.ko"
+#define STORM_PARAM	"/sys/module/trapvm_nmi_storm/parameters/"
+
+static long read_long(const char *path)
+{
+	long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int count_in_dmesg(const char *what)
+{
+	char cmd[128];
+	int n = -1;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "dmesg | grep -c '%s'", what);
+	p = popen(cmd, "r");
+	if (p) {
+		if (fscanf(p, "%d", &n) != 1)
+			n = -1;
+		pclose(p);
+	}
+	return n;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void on_usr1(int sig)
+{
+}
+
+/*
+ * NMIs sent one at a time to the CPU where a guest spins: each must reach
+ * the host's NMI handlers exactly once, whether it hit the guest, the
+ * switcher or the host (trapvm_nmi_storm counts them; a doubled one is an
+ * "unknown NMI" in dmesg, a lost one a timeout).
+ */
+FIXTURE(storm) {
+	int unused;
+};
+
+FIXTURE_SETUP(storm)
+{
+}
+
+FIXTURE_TEARDOWN(storm)
+{
+}
+
+TEST_F_TIMEOUT(storm, nmi_storm, 600)
+{
+	const char *env = getenv("SWITCH_TEST_NMIS");
+	long n = env ? atol(env) : 2000;
+	int unknown0, status, pfd[2];
+	struct vm_fixture s = { 0 }, *vm = &s;
+	struct trapvm_vcpu_stats st;
+	char cmd[256];
+	pid_t child;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "needs 2 host CPUs (--smp 2)");
+	if (access(STORM_KO, R_OK))
+		SKIP(return, "%s not built", STORM_KO);
+	ASSERT_EQ(0, raw_param("1"));
+	unknown0 = count_in_dmesg("NMI received for unknown reason");
+	ASSERT_EQ(0, pipe(pfd));
+
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		struct sigaction sa = { .sa_handler = on_usr1 };
+		struct trapvm_regs regs;
+		char c = 0;
+		int ret;
+
+		sigaction(SIGUSR1, &sa, NULL);
+		pin(1);
+		vm_create(_metadata, vm);
+		LOAD(vm, g_spin, &regs);
+		if (ioctl(vm->vcpu, TRAPVM_SET_REGS, &regs))
+			_exit(2);
+		if (write(pfd[1], &c, 1) != 1)
+			_exit(3);
+		/* Spins in the guest until the parent's SIGUSR1. */
+		ret = ioctl(vm->vcpu, TRAPVM_RUN, 0);
+		if (ret != -1 || errno != EINTR)
+			_exit(4);
+		if (ioctl(vm->vcpu, TRAPVM_GET_STATS, &st))
+			_exit(5);
+		/* Tell the parent how many NMIs stopped the guest. */
+		if (write(pfd[1], &st.count[TRAPVM_STAT_EXIT_HOST_NMI],
+			  sizeof(st.count[0])) != sizeof(st.count[0]))
+			_exit(6);
+		_exit(0);
+	}
+
+	{
+		char c;
+		__u64 guest_nmis = 0;
+
+		ASSERT_EQ(1, read(pfd[0], &c, 1));
+		usleep(200000);		/* let the child enter the guest */
+		pin(0);
+		snprintf(cmd, sizeof(cmd), "insmod %s cpu=1 count=%ld",
+			 STORM_KO, n);
+		EXPECT_EQ(0, system(cmd));
+		EXPECT_EQ(n, read_long(STORM_PARAM "sent"));
+		EXPECT_EQ(n, read_long(STORM_PARAM "received"));
+		EXPECT_EQ(0, read_long(STORM_PARAM "lost"));
+		EXPECT_EQ(0, system("rmmod trapvm_nmi_storm"));
+		kill(child, SIGUSR1);
+		ASSERT_EQ(sizeof(guest_nmis),
+			  read(pfd[0], &guest_nmis, sizeof(guest_nmis)));
+		ASSERT_EQ(child, waitpid(child, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+			TH_LOG("child status %#x", status);
+		/* Many of them must have hit the spinning guest. */
+		EXPECT_LT(n / 10, (long)guest_nmis);
+		EXPECT_EQ(unknown0,
+			  count_in_dmesg("NMI received for unknown reason"));
+		TH_LOG("%ld NMIs, %llu of them stopped the guest", n,
+		       (unsigned long long)guest_nmis);
 	}
 	raw_param("0");
 }
