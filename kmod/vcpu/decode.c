@@ -55,7 +55,8 @@ static const u8 map_1b[256] = {
 static const u8 map_0f[256] = {
 	/* 00 */ M, M, M, M, BAD, 0, 0, 0, 0, 0, BAD, 0, BAD, M, 0, M | IB,
 	/* 10 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
-	/* 20 */ M, M, M, M, BAD, BAD, BAD, BAD, M, M, M, M, M, M, M, M,
+	/* 20 */ M, M, M, M, M | BAD, M | BAD, M | BAD, M | BAD,
+		 M, M, M, M, M, M, M, M,
 	/* 30 */ 0, 0, 0, 0, 0, 0, BAD, 0, 0, BAD, 0, BAD, BAD, BAD, BAD, BAD,
 	/* 40 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* 50 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
@@ -67,7 +68,7 @@ static const u8 map_0f[256] = {
 		 IZ | F64, IZ | F64, IZ | F64, IZ | F64,
 		 IZ | F64, IZ | F64, IZ | F64, IZ | F64,
 	/* 90 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
-	/* a0 */ D64, D64, 0, M, M | IB, M, BAD, BAD,
+	/* a0 */ D64, D64, 0, M, M | IB, M, M | BAD, M | BAD,
 		 D64, D64, 0, M, M | IB, M, M, M,
 	/* b0 */ M, M, M, M, M, M, M, M, M, M, M | IB, M, M, M, M, M,
 	/* c0 */ M, M, M | IB, M, M | IB, M | IB, M | IB, M, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -427,8 +428,8 @@ int trapvm_decode(const u8 *buf, unsigned int len, enum trapvm_cpu_mode mode,
 		insn->reg = ((insn->modrm >> 3) & 7) | ((insn->rex & 4) << 1);
 		insn->rm = insn->modrm & 7;
 		if (insn->map == TRAPVM_MAP_0F && insn->opcode >= 0x20 &&
-		    insn->opcode <= 0x23) {
-			/* MOV CR/DR: mod is ignored, always a register */
+		    insn->opcode <= 0x27) {
+			/* MOV CR/DR (and the old TR): mod is ignored */
 			insn->mod = 3;
 		}
 		if (insn->mod == 3) {
