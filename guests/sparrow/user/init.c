@@ -19,9 +19,21 @@ static u64 free_pages(void)
 	return info.free_pages;
 }
 
+/*
+ * TSC ticks to picoseconds without overflowing 64 bits: whole
+ * milliseconds (cycles / kHz) and the remainder separately.  The naive
+ * cycles * 10^9 / kHz wraps after 2^64 / 10^9 cycles, 7 s at 2.6 GHz.
+ */
+static u64 tsc_to_ps(u64 cycles)
+{
+	u64 khz = info.tsc_khz;
+
+	return cycles / khz * 1000000000ULL + cycles % khz * 1000000000ULL / khz;
+}
+
 static u64 tsc_to_ns(u64 cycles)
 {
-	return cycles * 1000000ULL / info.tsc_khz;
+	return tsc_to_ps(cycles) / 1000;
 }
 
 static void ok(int cond, const char *desc)
@@ -486,7 +498,7 @@ static int run_selftest(int inject_failure)
 
 static void report(const char *name, u64 iters, u64 cycles, long ex0, long ex1)
 {
-	u64 ps = tsc_to_ns(cycles * 1000) / iters;	/* picoseconds per op */
+	u64 ps = tsc_to_ps(cycles) / iters;	/* picoseconds per op */
 
 	if (ex0 >= 0 && ex1 >= 0)
 		printf("bench %s iters=%lu ns_per_op=%lu.%03lu exits_per_op=%lu\n",
