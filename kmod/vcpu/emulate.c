@@ -1469,7 +1469,9 @@ int trapvm_emulate(struct trapvm_cpu *cpu, const struct trapvm_emu_ops *ops,
 		}
 		break;
 	case R_JUMPED:
-		cpu->rflags &= ~TRAPVM_RFLAGS_RF;
+		/* IRET loads RF from its frame; everything else clears it */
+		if (res->insn_class != TRAPVM_INSN_IRET)
+			cpu->rflags &= ~TRAPVM_RFLAGS_RF;
 		status = TRAPVM_EMU_CONTINUE;
 		if (old_rflags & TRAPVM_RFLAGS_TF) {
 			/* TF at the start counts, even if the insn cleared it */

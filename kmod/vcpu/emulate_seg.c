@@ -427,8 +427,6 @@ int emu_iret(struct emu *e)
 		if (r)
 			return r;
 	}
-	if (!code_is_64(cpu, &cs))
-		rip &= 0xffffffffULL;
 	if (!rip_ok(cpu, &cs, rip))
 		return emu_gp(e, 0);
 

@@ -36,6 +36,29 @@ static void check(bool cond, const char *what)
 	}
 }
 
+/* Decoder properties on the raw bytes, in every mode. */
+static void fuzz_decode(const u8 *data, unsigned int n)
+{
+	unsigned int mode;
+
+	for (mode = TRAPVM_MODE_16; mode <= TRAPVM_MODE_64; mode++) {
+		struct trapvm_insn a, b;
+		u8 *exact;
+		int r = trapvm_decode(data, n, mode, &a, NULL);
+
+		if (r != TRAPVM_DECODE_OK && r != TRAPVM_DECODE_INVALID)
+			continue;
+		check(a.len >= 1 && a.len <= 15 && a.len <= n, "decode len");
+		exact = malloc(a.len);	/* ASan: no read past a.len */
+		memcpy(exact, data, a.len);
+		check(trapvm_decode(exact, a.len, mode, &b, NULL) == r &&
+		      b.len == a.len, "decode exact");
+		check(trapvm_decode(exact, a.len - 1, mode, &b, NULL) ==
+		      TRAPVM_DECODE_TRUNC, "decode truncated");
+		free(exact);
+	}
+}
+
 void fuzz_one(const uint8_t *data, size_t size)
 {
 	struct trapvm_cpu *cpu = &H.cpu;
@@ -100,6 +123,7 @@ void fuzz_one(const uint8_t *data, size_t size)
 	}
 
 	n = size > 15 ? 15 : size;
+	fuzz_decode(data, n);
 	{
 		/* code may hang off the page: put what fits */
 		u64 va;

@@ -756,6 +756,25 @@ static void test_iret(void)
 	run("48 cf");
 	EXPECT_EXC(13, SEL_KDATA, start);
 
+	/* to 32-bit compatibility-mode user code; RF comes from the frame */
+	setup();
+	push_frame((u64[]){ 0x8048000, SEL_UCODE32, 0x10202, 0xffffd000,
+			    SEL_UDATA }, 5);
+	start = CPU.rip;
+	run("48 cf");
+	EXPECT_EQ(R.status, TRAPVM_EMU_CONTINUE);
+	EXPECT_EQ(CPU.rip, 0x8048000);
+	EXPECT_EQ(CPU.seg[SREG_CS].selector, SEL_UCODE32);
+	EXPECT_EQ(trapvm_cpu_mode(&CPU), TRAPVM_MODE_32);
+	EXPECT_EQ(CPU.rflags, 0x10202);
+	/* ... where RIP beyond the 4 GiB limit is #GP(0) */
+	setup();
+	push_frame((u64[]){ 0x100000000ULL, SEL_UCODE32, 0x202, 0xffffd000,
+			    SEL_UDATA }, 5);
+	start = CPU.rip;
+	run("48 cf");
+	EXPECT_GP0();
+
 	/* NT set: #GP(0) in IA-32e mode */
 	setup();
 	CPU.rflags |= TRAPVM_RFLAGS_NT;
