@@ -284,8 +284,9 @@ static int vcpu_internal_error(struct trapvm_vcpu *vcpu, u32 suberror)
 static u32 vcpu_exit_stat(const struct trapvm_sw_exit *e)
 {
 	if (e->host_event)
-		return e->vector == X86_TRAP_NMI ? TRAPVM_STAT_EXIT_HOST_NMI :
-						   TRAPVM_STAT_EXIT_HOST_IRQ;
+		return e->vector == X86_TRAP_NMI ||
+		       e->vector == TRAPVM_SW_VEC_ABORT ?
+		       TRAPVM_STAT_EXIT_HOST_NMI : TRAPVM_STAT_EXIT_HOST_IRQ;
 	switch (e->vector) {
 	case X86_TRAP_PF:
 		return TRAPVM_STAT_EXIT_PF;

@@ -315,6 +315,12 @@ SYM_INNER_LABEL(trapvm_sw_entry, SYM_L_GLOBAL)
 	wrmsr
 	movq	SWD_SHADOW_CR3(%rbx), %rax
 	movq	%rax, %cr3
+	/*
+	 * An NMI that hit the entry path so far was only recorded: go back
+	 * and let the host handle it now rather than at the next exit.
+	 */
+	cmpq	$0, SWD_NMI_PENDING(%rbx)
+	jne	sw_entry_abort
 	pushq	$__USER_DS
 	pushq	SWD_GPRS + 0x20(%rbx)
 	pushq	SWD_RFLAGS(%rbx)
@@ -338,6 +344,11 @@ SYM_INNER_LABEL(trapvm_sw_entry, SYM_L_GLOBAL)
 	movq	SWD_GPRS + 0x78(%rbx), %r15
 	movq	SWD_GPRS + 0x18(%rbx), %rbx
 	iretq
+
+sw_entry_abort:
+	/* The guest did not run: its state in the data page is untouched. */
+	movq	$TRAPVM_SW_VEC_ABORT, SWD_VECTOR(%rbx)
+	jmp	sw_exit
 
 	.balign	16, 0xcc
 SYM_INNER_LABEL(trapvm_sw_text_end, SYM_L_GLOBAL)

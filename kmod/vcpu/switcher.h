@@ -54,6 +54,7 @@
 /* Pseudo vectors reported in vector besides the hardware ones 0..255. */
 #define TRAPVM_SW_VEC_SYSCALL	0x100	/* SYSCALL from the guest */
 #define TRAPVM_SW_VEC_FAULT	0x101	/* unexpected fault inside the switcher */
+#define TRAPVM_SW_VEC_ABORT	0x102	/* entry abandoned for a host NMI */
 
 /* struct trapvm_sw_data field offsets. */
 #define SWD_GPRS		0x000	/* 16 GPRs, architectural order */

@@ -511,6 +511,9 @@ void trapvm_switcher_run(struct trapvm_sw_regs *regs, u64 shadow_cr3,
 	} else if (vector >= FIRST_EXTERNAL_VECTOR && vector < 256) {
 		sw_host_vector(d, vector);
 		exit->host_event = true;
+	} else if (vector == TRAPVM_SW_VEC_ABORT) {
+		/* The recorded NMI is replayed below. */
+		exit->host_event = true;
 	} else if (vector == X86_TRAP_MC) {
 		pr_err_ratelimited("trapvm: machine check while a guest ran\n");
 		exit->host_event = true;
