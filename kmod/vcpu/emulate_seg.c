@@ -5,9 +5,8 @@
  * friends, LLDT, LTR), far JMP/CALL/RET, IRET, SYSCALL and SYSRET.
  *
  * Guest selectors carry virtual RPLs; the world switch maps them to the
- * hardware's CPL3 selectors.  Call gates and task switches are not
- * implemented: a far transfer through a system descriptor raises
- * #GP(selector).
+ * hardware's CPL3 selectors.  Far JMP/CALL through 64-bit call gates are
+ * supported; task switches do not exist in IA-32e mode.
  */
 #include "emul_internal.h"
 
@@ -253,6 +252,93 @@ static void set_rsp(struct trapvm_cpu *cpu, u64 v)
 	cpu->gpr[GPR_RSP] = (cpu->gpr[GPR_RSP] & ~m) | (v & m);
 }
 
+/*
+ * Far JMP/CALL through a 64-bit call gate (IA-32e mode, SDM JMP/CALL
+ * "call gate" paths): the gate gives CS:RIP; a CALL to a more privileged
+ * non-conforming segment switches to TSS.RSPn with a null SS and pushes
+ * SS, RSP, CS and RIP (8 bytes each) there.
+ */
+static int far_via_gate(struct emu *e, bool call, u16 gsel, const u64 g0)
+{
+	struct trapvm_cpu *cpu = e->cpu;
+	unsigned int gdpl = (g0 >> 45) & 3, dpl, newcpl = cpu->cpl;
+	u64 g[2], desc[2], rip, rsp = cpu->gpr[GPR_RSP], frame[4];
+	struct trapvm_seg cs;
+	unsigned int n = 0;
+	u16 sel;
+
+	if (trapvm_read_desc(cpu, e->ops, e->ctx, gsel, true, 0, g, &e->fault))
+		return R_FAULT;
+	if (((g[0] >> 40) & 0x1f) != SYS_CALL_GATE || ((g[1] >> 40) & 0x1f))
+		return emu_gp(e, gsel & 0xfffc);
+	if (gdpl < cpu->cpl || gdpl < (gsel & 3))
+		return emu_gp(e, gsel & 0xfffc);
+	if (!((g[0] >> 47) & 1))
+		return emu_raise(e, TRAPVM_NP_VECTOR, true, gsel & 0xfffc);
+	sel = (g[0] >> 16) & 0xffff;
+	rip = (g[0] & 0xffff) | ((g[0] >> 32) & 0xffff0000ULL) | (g[1] << 32);
+	if (!(sel & 0xfffc))
+		return emu_gp(e, 0);
+	if (trapvm_read_desc(cpu, e->ops, e->ctx, sel, false, 0, desc,
+			     &e->fault))
+		return R_FAULT;
+	trapvm_desc_to_seg(desc, false, sel, &cs);
+	dpl = SEG_DPL(cs.attr);
+	if (!(cs.attr & SEG_S) || !(cs.attr & SEG_TYPE_CODE) ||
+	    dpl > cpu->cpl || !(cs.attr & SEG_L) || (cs.attr & SEG_DB))
+		return emu_gp(e, sel & 0xfffc);
+	if (!(cs.attr & SEG_TYPE_CONF) && dpl < cpu->cpl) {
+		if (!call)	/* JMP never changes privilege */
+			return emu_gp(e, sel & 0xfffc);
+		newcpl = dpl;
+	}
+	if (!(cs.attr & SEG_P))
+		return emu_raise(e, TRAPVM_NP_VECTOR, true, sel & 0xfffc);
+	if (!trapvm_is_canonical(cpu, rip))
+		return emu_gp(e, 0);
+
+	if (call) {
+		unsigned int access = newcpl == 3 ? TRAPVM_ACC_USER : 0;
+
+		if (newcpl != cpu->cpl) {
+			u64 off = 4 + 8 * newcpl;
+
+			if (!(cpu->tr.attr & SEG_P) || off + 7 > cpu->tr.limit)
+				return emu_raise(e, TRAPVM_TS_VECTOR, true,
+						 cpu->tr.selector & 0xfffc);
+			if (e->ops->read(e->ctx, cpu->tr.base + off, &rsp, 8,
+					 TRAPVM_ACC_IMPLICIT, &e->fault))
+				return R_FAULT;
+			frame[n++] = e->next_rip;
+			frame[n++] = cpu->seg[SREG_CS].selector;
+			frame[n++] = cpu->gpr[GPR_RSP];
+			frame[n++] = cpu->seg[SREG_SS].selector;
+		} else {
+			frame[n++] = e->next_rip;
+			frame[n++] = cpu->seg[SREG_CS].selector;
+		}
+		if (!trapvm_is_canonical(cpu, rsp - 8 * n) ||
+		    !trapvm_is_canonical(cpu, rsp - 1))
+			return emu_raise(e, TRAPVM_SS_VECTOR, true, 0);
+		if (e->ops->write(e->ctx, rsp - 8 * n, frame, 8 * n,
+				  access | TRAPVM_ACC_WRITE, &e->fault))
+			return R_FAULT;
+	}
+	if (trapvm_set_desc_accessed(cpu, e->ops, e->ctx, sel, desc[0],
+				     &e->fault))
+		return R_FAULT;
+	cs.attr |= SEG_TYPE_ACC;
+	cs.selector = (sel & 0xfffc) | newcpl;
+	if (newcpl != cpu->cpl) {
+		null_seg(&cpu->seg[SREG_SS], newcpl);
+		cpu->cpl = newcpl;
+	}
+	cpu->seg[SREG_CS] = cs;
+	cpu->gpr[GPR_RSP] = rsp - 8 * n;
+	cpu->rip = rip;
+	return R_JUMPED;
+}
+
 int emu_far_jmp_call(struct emu *e, bool call)
 {
 	struct trapvm_cpu *cpu = e->cpu;
@@ -277,6 +363,14 @@ int emu_far_jmp_call(struct emu *e, bool call)
 			return r;
 		rip = le_get(buf, os);
 		sel = le_get(buf + os, 2);
+	}
+	if (is_long_mode(cpu) && (sel & 0xfffc)) {
+		/* a system descriptor: only 64-bit call gates exist here */
+		if (trapvm_read_desc(cpu, e->ops, e->ctx, sel, false, 0, desc,
+				     &e->fault))
+			return R_FAULT;
+		if (!(desc[0] & BIT_ULL(44)))
+			return far_via_gate(e, call, sel, desc[0]);
 	}
 	r = check_code(e, sel, false, &cs, desc, &newcpl);
 	if (r)

@@ -380,7 +380,7 @@ void h_init(struct harness *h)
 	cpu->tr.limit = H_TSS_LIMIT;
 	cpu->tr.attr = 0x8b;
 	cpu->gdtr.base = H_GDT;
-	cpu->gdtr.limit = 0x7f;
+	cpu->gdtr.limit = 0xff;
 	cpu->idtr.base = H_IDT;
 	cpu->idtr.limit = 0xfff;
 	cpu->efer = TRAPVM_EFER_SCE | TRAPVM_EFER_LME | TRAPVM_EFER_LMA |

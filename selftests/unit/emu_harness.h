@@ -52,6 +52,7 @@
 #define SEL_XO_CODE	0x68		/* execute-only code, DPL0 */
 #define SEL_BASE_DATA	0x78		/* data DPL0, base 0x12345000 */
 #define SEL_LDT_UDATA	0x07		/* LDT entry 0: user data, RPL3 */
+#define SEL_FREE	0x80		/* 0x80..0xff free for tests */
 
 struct h_page {
 	u64 va;

@@ -375,7 +375,7 @@ static void test_lgdt_sgdt(void)
 	EXPECT_OK(3);
 	EXPECT_EQ(h_get64(&H, H_KDATA + 0x102), H_GDT);
 	h_get(&H, H_KDATA + 0x100, buf, 2);
-	EXPECT_EQ(buf[0] | (buf[1] << 8), 0x7f);
+	EXPECT_EQ(buf[0] | (buf[1] << 8), 0xff);
 
 	/* LGDT from an unmapped page: #PF with CR2 */
 	setup();
@@ -539,10 +539,10 @@ static void test_mov_sreg(void)
 	EXPECT_EQ(CPU.seg[SREG_DS].selector, SEL_UDATA);
 
 	setup();
-	CPU.gpr[GPR_RAX] = 0x80;		/* beyond the GDT limit */
+	CPU.gpr[GPR_RAX] = 0x100;		/* beyond the GDT limit */
 	start = CPU.rip;
 	run("8e d8");
-	EXPECT_EXC(13, 0x80, start);
+	EXPECT_EXC(13, 0x100, start);
 
 	setup();
 	CPU.gpr[GPR_RAX] = SEL_KDATA;
@@ -702,6 +702,105 @@ static void test_far_ret_jmp_call(void)
 	start = CPU.rip;
 	run("48 ff 28");
 	EXPECT_EXC(13, SEL_UCODE & ~3, start);
+}
+
+/* A 64-bit call gate (SDM figure 5-9) in the GDT at @sel. */
+static void put_call_gate(u16 sel, u64 target, u16 cs, unsigned int dpl,
+			  bool present)
+{
+	u64 lo = (target & 0xffff) | ((u64)cs << 16) | (0xcULL << 40) |
+		 ((u64)dpl << 45) | ((u64)present << 47) |
+		 (((target >> 16) & 0xffff) << 48);
+
+	h_put64(&H, H_GDT + sel, lo);
+	h_put64(&H, H_GDT + sel + 8, target >> 32);
+}
+
+static void far_ptr(u64 off, u16 sel)
+{
+	h_put64(&H, H_KDATA, off);
+	h_put(&H, H_KDATA + 8, &sel, 2);
+	CPU.gpr[GPR_RAX] = H_KDATA;
+}
+
+static void test_call_gates(void)
+{
+	u64 start, usp;
+
+	/* JMP through a gate at the same level */
+	setup();
+	put_call_gate(SEL_FREE, 0xffffffff81111000ULL, SEL_KCODE, 0, true);
+	far_ptr(0, SEL_FREE);
+	start = CPU.rip;
+	run("48 ff 28");
+	EXPECT_EQ(R.status, TRAPVM_EMU_CONTINUE);
+	EXPECT_EQ(CPU.rip, 0xffffffff81111000ULL);
+	EXPECT_EQ(CPU.seg[SREG_CS].selector, SEL_KCODE);
+
+	/* CALL from CPL3 through a DPL3 gate to CPL0: stack from RSP0 */
+	setup_user();
+	put_call_gate(SEL_FREE, 0xffffffff81222000ULL, SEL_KCODE, 3, true);
+	h_put64(&H, H_UDATA, 0);
+	h_put(&H, H_UDATA + 8, &(u16){ SEL_FREE | 3 }, 2);
+	CPU.gpr[GPR_RAX] = H_UDATA;
+	usp = CPU.gpr[GPR_RSP];
+	start = CPU.rip;
+	run("48 ff 18");
+	EXPECT_EQ(R.status, TRAPVM_EMU_CONTINUE);
+	EXPECT_EQ(CPU.cpl, 0);
+	EXPECT_EQ(CPU.rip, 0xffffffff81222000ULL);
+	EXPECT_EQ(CPU.gpr[GPR_RSP], H_KSTACK_TOP - 32);
+	EXPECT_EQ(h_get64(&H, H_KSTACK_TOP - 32), start + 3);
+	EXPECT_EQ(h_get64(&H, H_KSTACK_TOP - 24), SEL_UCODE);
+	EXPECT_EQ(h_get64(&H, H_KSTACK_TOP - 16), usp);
+	EXPECT_EQ(h_get64(&H, H_KSTACK_TOP - 8), SEL_UDATA);
+	EXPECT_EQ(CPU.seg[SREG_SS].selector, 0);
+	EXPECT_EQ(CPU.seg[SREG_CS].selector, SEL_KCODE);
+
+	/* ... a DPL0 gate is out of reach from CPL3: #GP(gate) */
+	setup_user();
+	put_call_gate(SEL_FREE, 0xffffffff81222000ULL, SEL_KCODE, 0, true);
+	h_put64(&H, H_UDATA, 0);
+	h_put(&H, H_UDATA + 8, &(u16){ SEL_FREE | 3 }, 2);
+	CPU.gpr[GPR_RAX] = H_UDATA;
+	start = CPU.rip;
+	run("48 ff 18");
+	EXPECT_EXC(13, SEL_FREE, start);
+
+	/* ... JMP cannot change privilege: #GP(target CS) */
+	setup_user();
+	put_call_gate(SEL_FREE, 0xffffffff81222000ULL, SEL_KCODE, 3, true);
+	h_put64(&H, H_UDATA, 0);
+	h_put(&H, H_UDATA + 8, &(u16){ SEL_FREE | 3 }, 2);
+	CPU.gpr[GPR_RAX] = H_UDATA;
+	start = CPU.rip;
+	run("48 ff 28");
+	EXPECT_EXC(13, SEL_KCODE, start);
+
+	/* not present: #NP(gate); a 32-bit target: #GP(target) */
+	setup();
+	put_call_gate(SEL_FREE, 0xffffffff81222000ULL, SEL_KCODE, 0, false);
+	far_ptr(0, SEL_FREE);
+	start = CPU.rip;
+	run("48 ff 18");
+	EXPECT_EXC(11, SEL_FREE, start);
+	setup();
+	put_call_gate(SEL_FREE, 0x1000, SEL_KCODE32, 0, true);
+	far_ptr(0, SEL_FREE);
+	start = CPU.rip;
+	run("48 ff 18");
+	EXPECT_EXC(13, SEL_KCODE32, start);
+
+	/* CALL through a gate at the same level pushes CS and RIP */
+	setup();
+	put_call_gate(SEL_FREE, 0xffffffff81333000ULL, SEL_KCODE, 0, true);
+	far_ptr(0, SEL_FREE);
+	usp = CPU.gpr[GPR_RSP];
+	start = CPU.rip;
+	run("48 ff 18");
+	EXPECT_EQ(CPU.gpr[GPR_RSP], usp - 16);
+	EXPECT_EQ(h_get64(&H, usp - 16), start + 3);
+	EXPECT_EQ(h_get64(&H, usp - 8), SEL_KCODE);
 }
 
 static void test_iret(void)
@@ -1470,6 +1569,7 @@ int main(void)
 	RUN(test_ltr_lldt);
 	RUN(test_mov_sreg);
 	RUN(test_far_ret_jmp_call);
+	RUN(test_call_gates);
 	RUN(test_iret);
 	RUN(test_syscall_sysret);
 	RUN(test_int_n);
