@@ -590,8 +590,8 @@ mmu_inject_pf(struct trapvm_vcpu *vcpu, const struct trapvm_walk *w,
 {
 	/* A #PF invalidates the TLB's translations of the faulting address. */
 	shadow_invlpg_all_views(vcpu, w->gva);
+	/* Counted as injected_page_faults when it is delivered. */
 	mmu_set_pf(inject, w->gva, w->error_code);
-	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_INJ_PF);
 	return TRAPVM_MMU_FAULT_INJECT;
 }
 

@@ -45,9 +45,8 @@
  * of guest memory) except trapvm_mmu_root() and trapvm_mmu_hole_slot().
  *
  * Counters (vcpu->stats): MMU_HIDDEN_PF, MMU_CR3_LOADS, MMU_INVLPG,
- * MMU_SHADOW_ALLOC, MMU_SHADOW_FREE, and INJ_PF for the #PFs that
- * trapvm_mmu_page_fault() returns for injection (counted here, not by the
- * delivery code, for that path only).
+ * MMU_SHADOW_ALLOC, MMU_SHADOW_FREE.  Injected #PFs are counted (INJ_PF)
+ * by the exception delivery code when they reach the guest.
  */
 #ifndef _TRAPVM_SHADOW_MMU_H
 #define _TRAPVM_SHADOW_MMU_H
