@@ -58,6 +58,7 @@ struct emu {
 	u64 next_rip;
 	struct trapvm_fault fault;
 	int status;
+	bool ss_loaded;		/* MOV/POP/LSS to SS: the shadow blocks #DB */
 };
 
 static inline int emu_raise(struct emu *e, unsigned int vector, bool has_err,

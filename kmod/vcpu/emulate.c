@@ -1460,7 +1460,8 @@ int trapvm_emulate(struct trapvm_cpu *cpu, const struct trapvm_emu_ops *ops,
 		cpu->rip = e.next_rip;
 		cpu->rflags &= ~TRAPVM_RFLAGS_RF;
 		status = TRAPVM_EMU_CONTINUE;
-		if (old_rflags & TRAPVM_RFLAGS_TF) {
+		/* a MOV/POP SS also holds off debug traps for one insn */
+		if ((old_rflags & TRAPVM_RFLAGS_TF) && !e.ss_loaded) {
 			/* single-step trap after the emulated instruction */
 			cpu->dr[6] |= BIT_ULL(14);
 			status = trapvm_deliver_exception(cpu, ops, ctx,

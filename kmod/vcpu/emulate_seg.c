@@ -161,8 +161,10 @@ int emu_load_seg(struct emu *e, unsigned int sreg, u16 sel)
 		seg.attr |= SEG_TYPE_ACC;
 	}
 	cpu->seg[sreg] = seg;
-	if (sreg == SREG_SS)
+	if (sreg == SREG_SS) {
 		cpu->interrupt_shadow = 1;
+		e->ss_loaded = true;
+	}
 	return 0;
 }
 

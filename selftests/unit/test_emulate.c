@@ -1548,6 +1548,14 @@ static void test_single_step(void)
 	EXPECT_EXC(1, -1, start + 1);
 	EXPECT(CPU.dr[6] & BIT(14), "DR6.BS");
 
+	/* MOV SS holds the trap off (SDM 6.8.3) */
+	setup();
+	CPU.rflags |= TRAPVM_RFLAGS_TF;
+	CPU.gpr[GPR_RAX] = SEL_KDATA;
+	start = CPU.rip;
+	run("8e d0");
+	EXPECT_OK(2);
+
 	/* after a far transfer the trap reports the new RIP */
 	setup();
 	CPU.rflags |= TRAPVM_RFLAGS_TF;
