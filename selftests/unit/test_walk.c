@@ -149,6 +149,8 @@ struct expect {
 #define PFEC_PK	32u
 
 #define B(n)	(1ULL << (n))
+/* Bits 51:MAXPHYADDR. */
+#define RSVD_MASK_ALL(mp)	((B(52) - 1) & ~(B(mp) - 1))
 
 enum acc { A_READ, A_WRITE, A_FETCH };
 
@@ -561,6 +563,68 @@ static void test_pkeys(void)
 	tap(nr_mismatch == before, "protection keys");
 }
 
+/*
+ * Random entries and modes: every bit of every entry may be anything but
+ * the address of a next-level table (which would only move the table).
+ * Catches interactions the structured matrices above do not combine
+ * (PS with reserved bits with XD with keys, MAXPHYADDR with large pages).
+ */
+static void test_random(void)
+{
+	static const int maxphys[] = { 36, 40, 46, 52 };
+	unsigned int seed = 20261120;
+	long before = nr_mismatch;
+	long iter;
+
+	for (iter = 0; iter < 1000000; iter++) {
+		struct trapvm_walk_ctx c = base_ctx();
+		int leaf = 1 + rand_r(&seed) % 3;
+		u64 e[4] = { 0 };
+		int i, acc, implicit;
+
+		c.maxphyaddr = maxphys[rand_r(&seed) % 4];
+		c.cpl = rand_r(&seed) % 2 ? 3 : 0;
+		c.wp = rand_r(&seed) % 2;
+		c.nxe = rand_r(&seed) % 2;
+		c.smep = rand_r(&seed) % 2;
+		c.smap = rand_r(&seed) % 2;
+		c.ac = rand_r(&seed) % 2;
+		c.pke = rand_r(&seed) % 2;
+		c.pkru = rand_r(&seed);
+		c.gbpages = rand_r(&seed) % 4 != 0;
+		for (i = 0; i < 5 - leaf; i++) {
+			int level = 4 - i;
+			u64 r = ((u64)rand_r(&seed) << 33) ^
+				((u64)rand_r(&seed) << 11) ^ rand_r(&seed);
+
+			/* Mostly-valid entries, so walks get far enough. */
+			r |= B(0);
+			if (rand_r(&seed) % 4)
+				r &= ~(RSVD_MASK_ALL(c.maxphyaddr));
+			if (rand_r(&seed) % 4)
+				r &= ~B(63);
+			if (rand_r(&seed) % 8 == 0)
+				r &= ~B(0);
+			if (level > leaf) {
+				/* Keep the pointer to our next table. */
+				r &= ~(((1ULL << c.maxphyaddr) - 1) & ~0xfffULL);
+				if (rand_r(&seed) % 8)
+					r &= ~B(7);
+			} else if (level > 1) {
+				r |= B(7);
+				if (rand_r(&seed) % 2)
+					r &= ~(((1ULL << (12 + 9 * (level - 1))) -
+						1) & ~0x1fffULL);
+			}
+			e[i] = r;
+		}
+		acc = rand_r(&seed) % 3;
+		implicit = acc != A_FETCH && rand_r(&seed) % 4 == 0;
+		check_one("random", &c, TEST_GVA, e, leaf, acc, implicit);
+	}
+	tap(nr_mismatch == before, "random entries and modes, 1M walks");
+}
+
 /* Non-canonical addresses: #GP, no memory touched. */
 static void test_canonical(void)
 {
@@ -804,12 +868,13 @@ static void test_shadow_pte(void)
 
 int main(void)
 {
-	printf("TAP version 13\n1..9\n");
+	printf("TAP version 13\n1..10\n");
 	test_flag_matrix(1);
 	test_flag_matrix(2);
 	test_flag_matrix(3);
 	test_reserved();
 	test_pkeys();
+	test_random();
 	test_canonical();
 	test_hole();
 	test_memory_edges();
