@@ -13,8 +13,9 @@
  *
  * Runs as root inside the test host with trapvm.ko loaded:
  *   tools/testhost/run -- selftests/trapvm/switch_test
- * SWITCH_TEST_EXITS=n sets the number of round trips of the exit storm
- * (default 1000000).
+ * SWITCH_TEST_EXITS=n sets the number of round trips of the exit storms
+ * (default: 1000000 handled in the module, 100000 through userspace);
+ * SWITCH_TEST_NMIS=n the size of the NMI storm (default 2000).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -709,7 +710,7 @@ static double now(void)
 TEST_F_TIMEOUT(vm, many_exits, 900)
 {
 	const char *env = getenv("SWITCH_TEST_EXITS");
-	long n = env ? atol(env) : 1000000, i;
+	long n = env ? atol(env) : 100000, i;
 	struct trapvm_vcpu_stats st0, st1;
 	struct trapvm_regs regs;
 	double t0, t1;
@@ -987,8 +988,8 @@ TEST_F_TIMEOUT(storm, nmi_storm, 600)
 		ASSERT_EQ(child, waitpid(child, &status, 0));
 		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 			TH_LOG("child status %#x", status);
-		/* Many of them must have hit the spinning guest. */
-		EXPECT_LT(n / 10, (long)guest_nmis);
+		/* Some must have hit the guest (how many depends on host speed). */
+		EXPECT_LT(n / 50, (long)guest_nmis);
 		EXPECT_EQ(unknown0,
 			  count_in_dmesg("NMI received for unknown reason"));
 		TH_LOG("%ld NMIs, %llu of them stopped the guest", n,
