@@ -94,6 +94,19 @@ if [ ! -f "$kernel" ]; then
 	exit 1
 fi
 
+# Snapshot the binaries: the working tree is shared and may be rebuilt
+# while the runs go on, and every run must measure the same code.
+bin=$out/bin
+rm -rf "$bin"
+mkdir -p "$bin"
+cp "$kernel" "$bin/sparrow.elf" || exit 1
+kernel=$bin/sparrow.elf
+vmctl=$bin/vmctl
+module=$bin/trapvm.ko
+if [ -z "$build_note" ] && ! cp tools/vmctl/vmctl kmod/trapvm.ko "$bin/" 2>/dev/null; then
+	build_note="no tools/vmctl/vmctl or kmod/trapvm.ko"
+fi
+
 # Machine facts for the report.
 {
 	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -108,6 +121,8 @@ fi
 	echo "host_opts=${host_opts[*]:4}"
 	echo "tsc_khz=$tsc_khz"
 	echo "build_note=$build_note"
+	(cd "$bin" && sha256sum -- *) |
+		awk '{ printf "sha256_%s=%s\n", $2, substr($1, 1, 16) }'
 } >"$out/runs/machine.env"
 
 # run_COLUMN RUN: leaves $out/runs/COLUMN-RUN.{log,rc,secs}.  The .log
@@ -130,8 +145,9 @@ run_trapvm() {
 		echo "bench: $build_note" >"$log"
 		return 122
 	fi
-	tools/testhost/run "${host_opts[@]}" --run-name "bench-$stamp-trapvm-$1" \
-		-- tools/vmctl/vmctl run --stats --mem "${guest_mem}M" \
+	tools/testhost/run "${host_opts[@]}" --module "$module" \
+		--run-name "bench-$stamp-trapvm-$1" \
+		-- "$vmctl" run --stats --mem "${guest_mem}M" \
 		--cmdline mode=bench "$kernel" </dev/null 2>&1 |
 		tools/bench/stamp.py "$log"
 	return "${PIPESTATUS[0]}"
