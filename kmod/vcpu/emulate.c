@@ -545,6 +545,28 @@ static int emu_xsetbv(struct emu *e)
 	return R_NEXT;
 }
 
+/* RDTSC/RDTSCP: #GP(0) at CPL > 0 with the guest's CR4.TSD. */
+static int emu_rdtsc(struct emu *e, bool rdtscp)
+{
+	struct trapvm_cpu *cpu = e->cpu;
+	u64 tsc;
+
+	e->res->insn_class = TRAPVM_INSN_RDTSC;
+	emu_stat(e, TRAPVM_STAT_EMUL_OTHER);
+	if (e->insn.prefixes & TRAPVM_PFX_LOCK)
+		return emu_ud(e);
+	if ((cpu->cr4 & TRAPVM_CR4_TSD) && cpu->cpl > 0)
+		return emu_gp(e, 0);
+	if (!e->ops->rdtsc)
+		return R_UNHANDLED;
+	tsc = e->ops->rdtsc(e->ctx);
+	cpu->gpr[GPR_RAX] = tsc & 0xffffffffULL;
+	cpu->gpr[GPR_RDX] = tsc >> 32;
+	if (rdtscp)
+		cpu->gpr[GPR_RCX] = cpu->tsc_aux & 0xffffffffULL;
+	return R_NEXT;
+}
+
 static int emu_group7_reg(struct emu *e)
 {
 	struct trapvm_cpu *cpu = e->cpu;
@@ -582,6 +604,8 @@ static int emu_group7_reg(struct emu *e)
 		return R_NEXT;
 	case 0xd1:
 		return emu_xsetbv(e);
+	case 0xf9:	/* RDTSCP */
+		return emu_rdtsc(e, true);
 	case 0xf8:	/* SWAPGS */
 		e->res->insn_class = TRAPVM_INSN_SWAPGS;
 		emu_stat(e, TRAPVM_STAT_EMUL_SWAPGS);
@@ -1198,6 +1222,8 @@ static int dispatch_0f(struct emu *e)
 		e->res->insn_class = TRAPVM_INSN_RDPMC;
 		emu_stat(e, TRAPVM_STAT_EMUL_OTHER);
 		return emu_gp(e, 0);
+	case 0x31:
+		return emu_rdtsc(e, false);
 	case 0x34:
 	case 0x35:
 		e->res->insn_class = TRAPVM_INSN_SYSENTER;

@@ -285,6 +285,11 @@ static void h_cpuid(void *ctx, u32 leaf, u32 subleaf, u32 out[4])
 	out[3] = 0x4d565054;
 }
 
+static u64 h_rdtsc(void *ctx)
+{
+	return 0x123456789abcdefULL;
+}
+
 const struct trapvm_emu_ops h_ops = {
 	.read = h_read,
 	.write = h_write,
@@ -295,6 +300,7 @@ const struct trapvm_emu_ops h_ops = {
 	.paging_changed = h_paging_changed,
 	.stat = h_stat,
 	.cpuid = h_cpuid,
+	.rdtsc = h_rdtsc,
 };
 
 int h_emulate(struct harness *h, struct trapvm_emu_result *res)

@@ -1525,6 +1525,22 @@ static void test_cpuid_cr8_tpr(void)
 	EXPECT_EQ(CPU.gpr[GPR_RBX], 1);
 	EXPECT_EQ(CPU.gpr[GPR_RDX], 0x4d565054);
 
+	/* RDTSC(P): #GP(0) at CPL3 with CR4.TSD, else the hook's TSC */
+	setup_user();
+	CPU.cr4 |= TRAPVM_CR4_TSD;
+	start = CPU.rip;
+	run("0f 31");
+	EXPECT_GP0();
+	setup();
+	CPU.cr4 |= TRAPVM_CR4_TSD;
+	CPU.tsc_aux = 3;
+	start = CPU.rip;
+	run("0f 01 f9");
+	EXPECT_OK(3);
+	EXPECT_EQ(CPU.gpr[GPR_RAX], 0x89abcdefULL);
+	EXPECT_EQ(CPU.gpr[GPR_RDX], 0x01234567ULL);
+	EXPECT_EQ(CPU.gpr[GPR_RCX], 3);
+
 	/* CR8 and the x2APIC TPR are the same register (TPR = CR8 << 4) */
 	setup();
 	mov_to_cr(8, 0xa);

@@ -195,6 +195,8 @@ struct trapvm_fault {
  * stat: count an event (enum trapvm_vcpu_stat index).
  * cpuid: answer CPUID (leaf EAX, subleaf ECX) into out[] = EAX, EBX, ECX,
  * EDX, for hosts with CPUID faulting; NULL leaves CPUID unhandled.
+ * rdtsc: the guest's TSC, for RDTSC/RDTSCP that trap (host CR4.TSD set
+ * while the guest runs); NULL leaves them unhandled.
  * All but read/write may be NULL.
  *
  * MOV to/from CR8 also goes through rdmsr/wrmsr of TRAPVM_MSR_X2APIC_TPR
@@ -213,6 +215,7 @@ struct trapvm_emu_ops {
 			       u64 old_efer);
 	void (*stat)(void *ctx, unsigned int stat);
 	void (*cpuid)(void *ctx, u32 leaf, u32 subleaf, u32 out[4]);
+	u64 (*rdtsc)(void *ctx);
 };
 
 enum trapvm_emu_status {
@@ -243,6 +246,7 @@ enum trapvm_insn_class {
 	TRAPVM_INSN_XSETBV, TRAPVM_INSN_VMCALL, TRAPVM_INSN_RDPMC,
 	TRAPVM_INSN_UD, TRAPVM_INSN_CLAC_STAC, TRAPVM_INSN_MONITOR_MWAIT,
 	TRAPVM_INSN_SYSENTER, TRAPVM_INSN_CPUID, TRAPVM_INSN_DATA,
+	TRAPVM_INSN_RDTSC,
 	TRAPVM_INSN_NR
 };
 
