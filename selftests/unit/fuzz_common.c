@@ -82,8 +82,14 @@ void fuzz_one(const uint8_t *data, size_t size)
 	flags = hdr[0];
 	memcpy(&val, hdr + 2, 8);
 
-	if (flags & 1)
+	if (flags & 1) {
 		h_user(&H);
+		if (hdr[1] & 0x80) {
+			/* 32-bit compatibility-mode user code */
+			cpu->seg[SREG_CS].selector = SEL_UCODE32;
+			cpu->seg[SREG_CS].attr = 0xcffb;
+		}
+	}
 	if (flags & 2)
 		cpu->rflags |= TRAPVM_RFLAGS_IOPL;
 	if (flags & 4)
