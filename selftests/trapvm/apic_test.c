@@ -157,10 +157,10 @@ TEST_F(vmf, timer_oneshot)
 	TVM_RUN_DONE(self->vm);
 }
 
-/* arg: period in ns; counts over 300 ms of TSC time. */
+/* arg: period in ns; counts over 500 ms of TSC time. */
 static void guest_periodic(uint64_t ns)
 {
-	const uint64_t ms = 300;
+	const uint64_t ms = 500;
 	uint64_t t0;
 
 	timer_setup();
@@ -177,7 +177,12 @@ static void guest_periodic(uint64_t ns)
 
 TEST_F(vmf, timer_periodic)
 {
-	const uint64_t ns = 5 * 1000 * 1000ULL;		/* 200 Hz */
+	/*
+	 * 50 Hz: a periodic timer drops the expiries the host was too late
+	 * for (they coalesce, SDM), and the shared build machine can delay
+	 * the test host by several ms; 20 ms periods keep that out.
+	 */
+	const uint64_t ns = 20 * 1000 * 1000ULL;
 	static struct trapvm_vcpu_stats stats;
 	uint64_t t0, host_ns, n, span;
 	struct ucall uc;
@@ -193,7 +198,7 @@ TEST_F(vmf, timer_periodic)
 	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
 	span = uc.args[0] * 1000000 / tsc_khz;
 	TH_LOG("periodic %llu us: %llu interrupts in %llu ms (host %llu ms), first-to-last %llu ms",
-	       (unsigned long long)ns / 1000, (unsigned long long)n, 300ULL,
+	       (unsigned long long)ns / 1000, (unsigned long long)n, 500ULL,
 	       (unsigned long long)host_ns / 1000000,
 	       (unsigned long long)span / 1000000);
 	if (!ioctl(self->vm->vcpu, TRAPVM_GET_STATS, &stats))
@@ -203,8 +208,8 @@ TEST_F(vmf, timer_periodic)
 		       (unsigned long long)
 		       stats.count[TRAPVM_STAT_APIC_IRQS_COALESCED],
 		       (unsigned long long)stats.count[TRAPVM_STAT_HALTS]);
-	/* 300 ms / 5 ms = 60, and what the host clock says. */
-	EXPECT_TRUE(WITHIN(n, 60, 30));
+	/* 500 ms / 20 ms = 25, and what the host clock says. */
+	EXPECT_TRUE(WITHIN(n, 25, 30));
 	EXPECT_TRUE(WITHIN(n, host_ns / ns, 30));
 	/* The rate between the first and last interrupts. */
 	ASSERT_LT(1, n);

@@ -184,8 +184,11 @@ static void make_readonly(struct tvm *vm, uint64_t table, int level,
 		for (j = 0; j < nrw; j++)
 			if (gpa >= rw[j][0] && gpa < rw[j][1])
 				w = true;
+		/* writable pages are not executable: W^X for the guest */
 		if (!w)
 			t[i] &= ~PTE_W;
+		else
+			t[i] |= PTE_NX;
 		/* the page-table pages need not be mapped at all */
 		if (gpa >= TVM_PT_GPA && gpa < TVM_PT_END)
 			t[i] = 0;
@@ -219,8 +222,13 @@ static void rnd_vm_create(struct __test_metadata *_metadata,
 		tvm_set_gate(r->vm, v, (uint64_t)rnd_stubs + 16 * v,
 			     GATE_INTR, 0, v == DF_VECTOR ? 1 : 0, true);
 	make_readonly(r->vm, TVM_PT_GPA, 4, rw, 2);
-	tvm_map(r->vm, RND_CODE_VA, code, PTE_P | PTE_W);
-	tvm_map(r->vm, RND_SCRATCH_VA, scratch, PTE_P | PTE_W);
+	/*
+	 * Only the random bytes (read-only) and the image are executable:
+	 * the guest cannot write bytes it then runs.  That keeps the QEMU
+	 * workaround in tcg_safe() complete (see there).
+	 */
+	tvm_map(r->vm, RND_CODE_VA, code, PTE_P);
+	tvm_map(r->vm, RND_SCRATCH_VA, scratch, PTE_P | PTE_W | PTE_NX);
 	r->code = tvm_gpa(r->vm, code);
 	memset(r->code + RND_CODE_BYTES, 0xcc, 4096 - RND_CODE_BYTES);
 	ASSERT_EQ(0, ioctl(r->vm->vcpu, TRAPVM_GET_SREGS, &r->sregs));
@@ -239,19 +247,28 @@ static bool canary_intact(struct rnd_vm *r)
 
 /*
  * The test host's CPU is QEMU 7.2 TCG, which aborts (killing the whole
- * test host) on some 256-bit VEX encodings (gen_pinsr: "vec_len == 16"
- * for VPINSR* with VEX.L=1).  The guest runs them natively, so this is
- * QEMU's bug, not trapvm's: clear VEX.L after every C4/C5 byte.
+ * test host, from any user process too) on VEX-encoded PINSR* whose
+ * vector length is not 16 bytes and whose VEX.vvvv is not the
+ * destination (gen_pinsr: "vec_len == 16"), e.g. c5 f0 c4 c8 00 (no
+ * 66 prefix: MMX-sized).  The guest runs it natively, so this is QEMU's
+ * bug, not trapvm's: after every C4/C5 byte, force VEX.L = 0 and
+ * VEX.pp = 01 (66), which makes every vector 16 bytes.  The fetched
+ * bytes stay random otherwise.
  */
 static void tcg_safe(uint8_t *code, int len)
 {
 	int k;
 
+	/* the INT3 padding after the bytes has bit 2 set: no VEX at the end */
+	if (code[len - 1] == 0xc4 || code[len - 1] == 0xc5)
+		code[len - 1] = 0x90;
+	if (code[len - 2] == 0xc4)
+		code[len - 2] = 0x90;
 	for (k = 0; k < len; k++) {
 		if (code[k] == 0xc5 && k + 1 < len)
-			code[k + 1] &= ~4;
+			code[k + 1] = (code[k + 1] & ~7) | 1;
 		if (code[k] == 0xc4 && k + 2 < len)
-			code[k + 2] &= ~4;
+			code[k + 2] = (code[k + 2] & ~7) | 1;
 	}
 }
 
