@@ -22,8 +22,8 @@
  *          to our stub on the host's IST stack (same IST numbers), which
  *          only records it
  *          own stack, own GDT and TR, guest GS base, shadow CR3, IRETQ
- *  exit:   stub saves the guest state, guest GS base out / host GS in,
- *          transit CR3, host TR (busy bit cleared in the writable GDT
+ *  exit:   stub saves the guest state, guest GS base out, transit CR3
+ *          (now the host-state page is mapped), host GS base, host TR (busy bit cleared in the writable GDT
  *          alias, LGDT it, LTR, LGDT the read-only one), host IDT last
  *          while the transit root still maps everything, host stack,
  *          jump back to module text, host CR3, CR4.
@@ -40,6 +40,7 @@
 #include "switcher.h"
 
 #define SWD(off)	(trapvm_sw_text_start + TRAPVM_SW_DATA_OFF + (off))(%rip)
+#define SWH(off)	(trapvm_sw_text_start + TRAPVM_SW_HOST_OFF + (off))(%rip)
 
 /* Exit frame as it sits on the stack after sw_common pushed the GPRs. */
 #define F_R15		0x00
@@ -69,7 +70,7 @@
 
 /*
  * void trapvm_sw_enter(struct trapvm_sw_data *data, unsigned long hole_entry,
- *			unsigned long cr4)
+ *			unsigned long cr4, struct trapvm_sw_host *host)
  * Called with interrupts off.  Returns (through trapvm_sw_host_return)
  * when the guest trapped.
  */
@@ -81,7 +82,7 @@ SYM_FUNC_START(trapvm_sw_enter)
 	pushq	%r13
 	pushq	%r14
 	pushq	%r15
-	movq	%rsp, SWD_HOST_RSP(%rdi)
+	movq	%rsp, SWH_RSP(%rcx)
 	movq	%rdx, %cr4
 	movq	SWD_TRANSIT_CR3(%rdi), %rax
 	movq	%rax, %cr3
@@ -261,25 +262,27 @@ sw_exit:
 	rdmsr
 	movl	%eax, SWD_GUEST_GS(%rbx)
 	movl	%edx, SWD_GUEST_GS + 4(%rbx)
-	movl	SWD_HOST_GS(%rbx), %eax
-	movl	SWD_HOST_GS + 4(%rbx), %edx
-	wrmsr
 	movq	SWD_TRANSIT_CR3(%rbx), %rax
 	movq	%rax, %cr3
+	/* Only the transit root maps the host-state page. */
+	leaq	SWH(0), %rbx
+	movl	SWH_GS(%rbx), %eax
+	movl	SWH_GS + 4(%rbx), %edx
+	wrmsr
 	/* Host TR: the descriptor is busy, clear it in the writable alias. */
-	movq	SWD_HOST_TSS_DESC(%rbx), %rax
+	movq	SWH_TSS_DESC(%rbx), %rax
 	andb	$0xfd, 5(%rax)
-	lgdt	SWD_HOST_GDT_RW(%rbx)
+	lgdt	SWH_GDT_RW(%rbx)
 	movl	$TRAPVM_SW_TSS_SEL, %eax
 	ltr	%ax
-	lgdt	SWD_HOST_GDT_RO(%rbx)
-	lidt	SWD_HOST_IDT(%rbx)
+	lgdt	SWH_GDT_RO(%rbx)
+	lidt	SWH_IDT(%rbx)
 	movl	$__KERNEL_DS, %eax
 	movl	%eax, %ss
-	movq	SWD_HOST_CR3(%rbx), %r12
-	movq	SWD_HOST_CR4(%rbx), %r13
-	movq	SWD_HOST_RSP(%rbx), %rsp
-	movq	SWD_HOST_RET(%rbx), %rax
+	movq	SWH_CR3(%rbx), %r12
+	movq	SWH_CR4(%rbx), %r13
+	movq	SWH_RSP(%rbx), %rsp
+	movq	SWH_RET(%rbx), %rax
 	ANNOTATE_RETPOLINE_SAFE
 	jmp	*%rax
 

@@ -11,6 +11,7 @@
  *               GS base is needed to find this CPU's data)
  *   page  2     IDT: 256 interrupt gates, DPL 0, to the stubs in the text
  *   page  3     data: struct trapvm_sw_data, GDT and TSS
+ *   page  4     host state: struct trapvm_sw_host (transit root only)
  *   page  5     stack: TSS.RSP0, the exit frame lands here
  *   page  7     NMI IST stack   (IST2, as in Linux)
  *   page  9     #DF IST stack   (IST1)
@@ -19,8 +20,12 @@
  *   others      unmapped guard pages
  *
  * All of it is mapped supervisor-only (U=0): the guest at CPL3 cannot
- * read it.  The same page tables (one PDPT hanging off PML4 slot 256)
- * are linked into every guest's shadow root and into the transit root.
+ * read it.  One set of hole page tables (a PDPT hanging off PML4 slot
+ * 256) is linked into every guest's shadow root; the transit root has a
+ * copy that also maps the host-state page.  Host pointers (stack, CR3,
+ * GDT/IDT, GS base, return address) live only there, so even a
+ * Meltdown-style speculative read from the guest finds nothing of the
+ * host in what its page tables map.
  *
  * The offsets below are shared by switcher.S and C; switcher.c checks
  * them against struct trapvm_sw_data at build time.
@@ -35,6 +40,7 @@
 #define TRAPVM_SW_TEXT_PAGES	2
 #define TRAPVM_SW_IDT_PAGE	2
 #define TRAPVM_SW_DATA_PAGE	3
+#define TRAPVM_SW_HOST_PAGE	4
 #define TRAPVM_SW_STACK_PAGE	5
 #define TRAPVM_SW_NMI_PAGE	7
 #define TRAPVM_SW_DF_PAGE	9
@@ -42,6 +48,7 @@
 #define TRAPVM_SW_DB_PAGE	13
 
 #define TRAPVM_SW_DATA_OFF	(TRAPVM_SW_DATA_PAGE * 4096)
+#define TRAPVM_SW_HOST_OFF	(TRAPVM_SW_HOST_PAGE * 4096)
 /* Top of the RSP0 stack: TSS.RSP0, and where the entry path runs. */
 #define TRAPVM_SW_STACK_TOP	((TRAPVM_SW_STACK_PAGE + 1) * 4096)
 
@@ -66,27 +73,29 @@
 #define SWD_CS			0x0a8
 #define SWD_SS			0x0b0
 #define SWD_GUEST_GS		0x0b8
-#define SWD_HOST_RSP		0x0c0
-#define SWD_HOST_CR3		0x0c8
-#define SWD_HOST_CR4		0x0d0
-#define SWD_HOST_GS		0x0d8
-#define SWD_TRANSIT_CR3		0x0e0
-#define SWD_SHADOW_CR3		0x0e8
-#define SWD_HOST_TSS_DESC	0x0f0
-#define SWD_HOST_RET		0x0f8
-#define SWD_NMI_PENDING		0x100
-#define SWD_KERNEL_EXC		0x108
-#define SWD_FAULT_VECTOR	0x110
-#define SWD_FAULT_RIP		0x118
-#define SWD_SCRATCH		0x120
-#define SWD_VERW_SEL		0x128
-#define SWD_HOST_GDT_RO		0x130	/* struct desc_ptr, 10 bytes */
-#define SWD_HOST_GDT_RW		0x140
-#define SWD_HOST_IDT		0x150
-#define SWD_SW_GDT		0x160
-#define SWD_SW_IDT		0x170
+#define SWD_TRANSIT_CR3		0x0c0
+#define SWD_SHADOW_CR3		0x0c8
+#define SWD_NMI_PENDING		0x0d0
+#define SWD_KERNEL_EXC		0x0d8
+#define SWD_FAULT_VECTOR	0x0e0
+#define SWD_FAULT_RIP		0x0e8
+#define SWD_SCRATCH		0x0f0
+#define SWD_VERW_SEL		0x0f8
+#define SWD_SW_GDT		0x100	/* struct desc_ptr, 10 bytes */
+#define SWD_SW_IDT		0x110
 #define SWD_GDT			0x200	/* 16 descriptors */
 #define SWD_TSS			0x300	/* struct x86_hw_tss */
+
+/* struct trapvm_sw_host field offsets (the host-state page). */
+#define SWH_RSP			0x00
+#define SWH_CR3			0x08
+#define SWH_CR4			0x10
+#define SWH_GS			0x18
+#define SWH_TSS_DESC		0x20
+#define SWH_RET			0x28
+#define SWH_GDT_RO		0x30	/* struct desc_ptr, 10 bytes */
+#define SWH_GDT_RW		0x40
+#define SWH_IDT			0x50
 
 #define TRAPVM_SW_GDT_ENTRIES	16
 #define TRAPVM_SW_TSS_SEL	0x40	/* GDT_ENTRY_TSS * 8, as in Linux */
@@ -131,30 +140,34 @@ struct trapvm_sw_data {
 	u64 cs;
 	u64 ss;
 	u64 guest_gs;
-	u64 host_rsp;
-	u64 host_cr3;
-	u64 host_cr4;
-	u64 host_gs;
 	u64 transit_cr3;
 	u64 shadow_cr3;
-	u64 host_tss_desc;	/* writable alias of the host TSS descriptor */
-	u64 host_ret;		/* module text to return to */
 	u64 nmi_pending;	/* NMI taken inside the switcher */
 	u64 kernel_exc;		/* bitmask of #DB/#MC taken inside it */
 	u64 fault_vector;
 	u64 fault_rip;
 	u64 scratch;
 	u64 verw_sel;		/* a writable data selector for VERW */
-	struct desc_ptr host_gdt_ro;
-	u8 pad0[6];
-	struct desc_ptr host_gdt_rw;
-	u8 pad1[6];
-	struct desc_ptr host_idt;
-	u8 pad2[6];
 	struct desc_ptr sw_gdt;
-	u8 pad3[6];
+	u8 pad0[6];
 	struct desc_ptr sw_idt;
-	u8 pad4[6];
+	u8 pad1[6];
+};
+
+/* Lives at offset 0 of the host-state page; see SWH_* above. */
+struct trapvm_sw_host {
+	u64 rsp;
+	u64 cr3;
+	u64 cr4;
+	u64 gs_base;
+	u64 tss_desc;		/* writable alias of the host TSS descriptor */
+	u64 ret;		/* module text to return to */
+	struct desc_ptr gdt_ro;
+	u8 pad0[6];
+	struct desc_ptr gdt_rw;
+	u8 pad1[6];
+	struct desc_ptr idt;
+	u8 pad2[6];
 };
 
 struct trapvm_vm;
@@ -185,7 +198,7 @@ void trapvm_switcher_run(struct trapvm_sw_regs *regs, u64 shadow_cr3,
 
 /* asm: switcher.S */
 void trapvm_sw_enter(struct trapvm_sw_data *data, unsigned long hole_entry,
-		     unsigned long cr4);
+		     unsigned long cr4, struct trapvm_sw_host *host);
 void trapvm_sw_host_return(void);
 void trapvm_sw_dispatch(unsigned long handler);
 extern const u8 trapvm_sw_text_start[], trapvm_sw_text_end[];

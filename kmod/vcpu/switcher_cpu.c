@@ -53,14 +53,20 @@
 struct trapvm_sw_cpu {
 	struct page *pages[TRAPVM_SW_REGION_PAGES];	/* NULL: guard */
 	struct trapvm_sw_data *data;			/* direct map */
+	struct trapvm_sw_host *host;			/* direct map */
 	unsigned long hole;				/* region in the hole */
 };
 
 static DEFINE_MUTEX(sw_lock);
 static unsigned int sw_users;
 static struct trapvm_sw_cpu *sw_cpus;
-static u64 *sw_pdpt, *sw_pd;
-static u64 **sw_pts;
+/* Page tables of the hole: one set for the guests, one for transit. */
+struct sw_tables {
+	u64 *pdpt, *pd;
+	u64 **pts;
+};
+
+static struct sw_tables sw_guest_tables, sw_transit_tables;
 static unsigned int sw_nr_pts;
 static struct page *sw_transit_pages;	/* order 1: bit 12 of the root is 0 */
 static u64 *sw_transit_p4d;		/* LA57: private copy of PML5[511] */
@@ -68,52 +74,45 @@ static u64 sw_transit_cr3;
 static u64 sw_hole_pml4e;
 
 static const u8 sw_used_pages[] = {
-	0, 1, TRAPVM_SW_IDT_PAGE, TRAPVM_SW_DATA_PAGE, TRAPVM_SW_STACK_PAGE,
+	0, 1, TRAPVM_SW_IDT_PAGE, TRAPVM_SW_DATA_PAGE, TRAPVM_SW_HOST_PAGE,
+	TRAPVM_SW_STACK_PAGE,
 	TRAPVM_SW_NMI_PAGE, TRAPVM_SW_DF_PAGE, TRAPVM_SW_MC_PAGE,
 	TRAPVM_SW_DB_PAGE,
 };
 
+#define SW_CHECK(type, field, off) \
+	BUILD_BUG_ON(offsetof(struct type, field) != (off))
+
 static void sw_build_checks(void)
 {
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, rip) != SWD_RIP);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, rflags) != SWD_RFLAGS);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, vector) != SWD_VECTOR);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, error_code) !=
-		     SWD_ERROR_CODE);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, cr2) != SWD_CR2);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, cs) != SWD_CS);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, ss) != SWD_SS);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, guest_gs) != SWD_GUEST_GS);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, host_rsp) != SWD_HOST_RSP);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, host_cr3) != SWD_HOST_CR3);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, host_cr4) != SWD_HOST_CR4);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, host_gs) != SWD_HOST_GS);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, transit_cr3) !=
-		     SWD_TRANSIT_CR3);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, shadow_cr3) !=
-		     SWD_SHADOW_CR3);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, host_tss_desc) !=
-		     SWD_HOST_TSS_DESC);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, host_ret) != SWD_HOST_RET);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, nmi_pending) !=
-		     SWD_NMI_PENDING);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, kernel_exc) !=
-		     SWD_KERNEL_EXC);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, fault_vector) !=
-		     SWD_FAULT_VECTOR);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, fault_rip) !=
-		     SWD_FAULT_RIP);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, scratch) != SWD_SCRATCH);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, verw_sel) !=
-		     SWD_VERW_SEL);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, host_gdt_ro) !=
-		     SWD_HOST_GDT_RO);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, host_gdt_rw) !=
-		     SWD_HOST_GDT_RW);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, host_idt) !=
-		     SWD_HOST_IDT);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, sw_gdt) != SWD_SW_GDT);
-	BUILD_BUG_ON(offsetof(struct trapvm_sw_data, sw_idt) != SWD_SW_IDT);
+	SW_CHECK(trapvm_sw_data, gprs, SWD_GPRS);
+	SW_CHECK(trapvm_sw_data, rip, SWD_RIP);
+	SW_CHECK(trapvm_sw_data, rflags, SWD_RFLAGS);
+	SW_CHECK(trapvm_sw_data, vector, SWD_VECTOR);
+	SW_CHECK(trapvm_sw_data, error_code, SWD_ERROR_CODE);
+	SW_CHECK(trapvm_sw_data, cr2, SWD_CR2);
+	SW_CHECK(trapvm_sw_data, cs, SWD_CS);
+	SW_CHECK(trapvm_sw_data, ss, SWD_SS);
+	SW_CHECK(trapvm_sw_data, guest_gs, SWD_GUEST_GS);
+	SW_CHECK(trapvm_sw_data, transit_cr3, SWD_TRANSIT_CR3);
+	SW_CHECK(trapvm_sw_data, shadow_cr3, SWD_SHADOW_CR3);
+	SW_CHECK(trapvm_sw_data, nmi_pending, SWD_NMI_PENDING);
+	SW_CHECK(trapvm_sw_data, kernel_exc, SWD_KERNEL_EXC);
+	SW_CHECK(trapvm_sw_data, fault_vector, SWD_FAULT_VECTOR);
+	SW_CHECK(trapvm_sw_data, fault_rip, SWD_FAULT_RIP);
+	SW_CHECK(trapvm_sw_data, scratch, SWD_SCRATCH);
+	SW_CHECK(trapvm_sw_data, verw_sel, SWD_VERW_SEL);
+	SW_CHECK(trapvm_sw_data, sw_gdt, SWD_SW_GDT);
+	SW_CHECK(trapvm_sw_data, sw_idt, SWD_SW_IDT);
+	SW_CHECK(trapvm_sw_host, rsp, SWH_RSP);
+	SW_CHECK(trapvm_sw_host, cr3, SWH_CR3);
+	SW_CHECK(trapvm_sw_host, cr4, SWH_CR4);
+	SW_CHECK(trapvm_sw_host, gs_base, SWH_GS);
+	SW_CHECK(trapvm_sw_host, tss_desc, SWH_TSS_DESC);
+	SW_CHECK(trapvm_sw_host, ret, SWH_RET);
+	SW_CHECK(trapvm_sw_host, gdt_ro, SWH_GDT_RO);
+	SW_CHECK(trapvm_sw_host, gdt_rw, SWH_GDT_RW);
+	SW_CHECK(trapvm_sw_host, idt, SWH_IDT);
 	BUILD_BUG_ON(sizeof(struct trapvm_sw_data) > SWD_GDT);
 	BUILD_BUG_ON(SWD_TSS + sizeof(struct x86_hw_tss) > PAGE_SIZE);
 	BUILD_BUG_ON(SWD_GDT + TRAPVM_SW_GDT_ENTRIES * 8 > SWD_TSS);
@@ -256,10 +255,14 @@ static int sw_init_cpu(unsigned int cpu)
 	sc->data = page_address(sc->pages[TRAPVM_SW_DATA_PAGE]);
 	sw_fill_gdt(sc->data, sc->hole);
 	sc->data->transit_cr3 = sw_transit_cr3;
-	sc->data->host_ret = (unsigned long)trapvm_sw_host_return;
-	sc->data->host_tss_desc =
-		(unsigned long)&get_cpu_gdt_rw(cpu)[GDT_ENTRY_TSS];
 	sc->data->verw_sel = __KERNEL_DS;
+
+	sc->host = page_address(sc->pages[TRAPVM_SW_HOST_PAGE]);
+	sc->host->ret = (unsigned long)trapvm_sw_host_return;
+	sc->host->tss_desc =
+		(unsigned long)&get_cpu_gdt_rw(cpu)[GDT_ENTRY_TSS];
+	sc->host->gdt_rw.size = GDT_SIZE - 1;
+	sc->host->gdt_rw.address = (unsigned long)get_cpu_gdt_rw(cpu);
 
 	first_pte = cpu * TRAPVM_SW_REGION_PAGES;
 	for (i = 0; i < TRAPVM_SW_REGION_PAGES; i++) {
@@ -275,14 +278,52 @@ static int sw_init_cpu(unsigned int cpu)
 		else
 			flags = SW_PTE_RW;
 		flags &= __supported_pte_mask;
-		sw_pts[n / 512][n % 512] = page_to_phys(sc->pages[i]) | flags;
+		sw_transit_tables.pts[n / 512][n % 512] =
+			page_to_phys(sc->pages[i]) | flags;
+		/* The guests never see the host state. */
+		if (i != TRAPVM_SW_HOST_PAGE)
+			sw_guest_tables.pts[n / 512][n % 512] =
+				page_to_phys(sc->pages[i]) | flags;
 	}
 	return 0;
 }
 
+static int sw_alloc_tables(struct sw_tables *t)
+{
+	unsigned int i;
+
+	t->pdpt = sw_alloc_table();
+	t->pd = sw_alloc_table();
+	t->pts = kcalloc(sw_nr_pts, sizeof(*t->pts), GFP_KERNEL);
+	if (!t->pdpt || !t->pd || !t->pts)
+		return -ENOMEM;
+	for (i = 0; i < sw_nr_pts; i++) {
+		t->pts[i] = sw_alloc_table();
+		if (!t->pts[i])
+			return -ENOMEM;
+		t->pd[i] = __pa(t->pts[i]) | SW_TABLE;
+	}
+	t->pdpt[0] = __pa(t->pd) | SW_TABLE;
+	return 0;
+}
+
+static void sw_free_tables(struct sw_tables *t)
+{
+	unsigned int i;
+
+	if (t->pts) {
+		for (i = 0; i < sw_nr_pts; i++)
+			free_page((unsigned long)t->pts[i]);
+		kfree(t->pts);
+	}
+	free_page((unsigned long)t->pd);
+	free_page((unsigned long)t->pdpt);
+	memset(t, 0, sizeof(*t));
+}
+
 static void sw_free_all(void)
 {
-	unsigned int cpu, i;
+	unsigned int cpu;
 
 	if (sw_cpus) {
 		for_each_possible_cpu(cpu)
@@ -290,19 +331,11 @@ static void sw_free_all(void)
 		kfree(sw_cpus);
 		sw_cpus = NULL;
 	}
-	if (sw_pts) {
-		for (i = 0; i < sw_nr_pts; i++)
-			free_page((unsigned long)sw_pts[i]);
-		kfree(sw_pts);
-		sw_pts = NULL;
-	}
-	free_page((unsigned long)sw_pd);
-	free_page((unsigned long)sw_pdpt);
+	sw_free_tables(&sw_guest_tables);
+	sw_free_tables(&sw_transit_tables);
 	free_page((unsigned long)sw_transit_p4d);
 	if (sw_transit_pages)
 		__free_pages(sw_transit_pages, 1);
-	sw_pd = NULL;
-	sw_pdpt = NULL;
 	sw_transit_p4d = NULL;
 	sw_transit_pages = NULL;
 	sw_transit_cr3 = 0;
@@ -315,6 +348,7 @@ static void sw_free_all(void)
  */
 static int sw_build_transit(void)
 {
+	u64 hole = __pa(sw_transit_tables.pdpt) | SW_TABLE;
 	u64 *host = __va(read_cr3_pa());
 	u64 *root, *host_p4d;
 	unsigned int i;
@@ -340,7 +374,7 @@ static int sw_build_transit(void)
 		if (!sw_transit_p4d)
 			return -ENOMEM;
 		memcpy(sw_transit_p4d, host_p4d, PAGE_SIZE);
-		sw_transit_p4d[SW_HOLE_SLOT] = sw_hole_pml4e;
+		sw_transit_p4d[SW_HOLE_SLOT] = hole;
 		root[511] = __pa(sw_transit_p4d) | (host[511] & ~PTE_PFN_MASK);
 	} else {
 		if (host[SW_HOLE_SLOT] & _PAGE_PRESENT) {
@@ -348,7 +382,7 @@ static int sw_build_transit(void)
 			       (unsigned long)SW_HOLE_SLOT);
 			return -EBUSY;
 		}
-		root[SW_HOLE_SLOT] = sw_hole_pml4e;
+		root[SW_HOLE_SLOT] = hole;
 	}
 	sw_transit_cr3 = page_to_phys(sw_transit_pages);
 	return 0;
@@ -356,7 +390,7 @@ static int sw_build_transit(void)
 
 static int sw_init_all(void)
 {
-	unsigned int cpu, i, nr_ptes;
+	unsigned int cpu, nr_ptes;
 	int ret = -ENOMEM;
 
 	sw_build_checks();
@@ -369,21 +403,12 @@ static int sw_init_all(void)
 	if (sw_nr_pts > 512)
 		return -E2BIG;
 
-	sw_pdpt = sw_alloc_table();
-	sw_pd = sw_alloc_table();
-	sw_pts = kcalloc(sw_nr_pts, sizeof(*sw_pts), GFP_KERNEL);
 	sw_cpus = kcalloc(nr_cpu_ids, sizeof(*sw_cpus), GFP_KERNEL);
-	if (!sw_pdpt || !sw_pd || !sw_pts || !sw_cpus)
+	if (!sw_cpus || sw_alloc_tables(&sw_guest_tables) ||
+	    sw_alloc_tables(&sw_transit_tables))
 		goto fail;
-	for (i = 0; i < sw_nr_pts; i++) {
-		sw_pts[i] = sw_alloc_table();
-		if (!sw_pts[i])
-			goto fail;
-		sw_pd[i] = __pa(sw_pts[i]) | SW_TABLE;
-	}
-	sw_pdpt[0] = __pa(sw_pd) | SW_TABLE;
 	/* Supervisor only at the top: nothing below is reachable at CPL3. */
-	sw_hole_pml4e = __pa(sw_pdpt) | SW_TABLE;
+	sw_hole_pml4e = __pa(sw_guest_tables.pdpt) | SW_TABLE;
 
 	ret = sw_build_transit();
 	if (ret)
@@ -427,9 +452,9 @@ u64 trapvm_switcher_hole_pml4e(void)
 }
 
 /* Hand a vector that hit the switcher IDT to the host's own handler. */
-static void sw_host_vector(struct trapvm_sw_data *d, unsigned int vector)
+static void sw_host_vector(struct trapvm_sw_host *h, unsigned int vector)
 {
-	gate_desc *idt = (gate_desc *)d->host_idt.address;
+	gate_desc *idt = (gate_desc *)h->idt.address;
 
 	trapvm_sw_dispatch(gate_offset(&idt[vector]));
 }
@@ -440,6 +465,7 @@ void trapvm_switcher_run(struct trapvm_sw_regs *regs, u64 shadow_cr3,
 	unsigned int cpu = smp_processor_id();
 	struct trapvm_sw_cpu *sc = &sw_cpus[cpu];
 	struct trapvm_sw_data *d = sc->data;
+	struct trapvm_sw_host *h = sc->host;
 	unsigned long cr4, host_fs, host_lstar, host_sysenter = 0, dr7;
 	bool sysenter = boot_cpu_has(X86_FEATURE_SEP);
 	unsigned int vector;
@@ -455,14 +481,12 @@ void trapvm_switcher_run(struct trapvm_sw_regs *regs, u64 shadow_cr3,
 	d->vector = TRAPVM_SW_VEC_FAULT;
 	d->nmi_pending = 0;
 	d->kernel_exc = 0;
-	d->host_cr3 = __read_cr3();
+	h->cr3 = __read_cr3();
 	cr4 = __read_cr4();
-	d->host_cr4 = cr4;
-	rdmsrl(MSR_GS_BASE, d->host_gs);
-	native_store_gdt(&d->host_gdt_ro);
-	store_idt(&d->host_idt);
-	d->host_gdt_rw.size = GDT_SIZE - 1;
-	d->host_gdt_rw.address = (unsigned long)get_cpu_gdt_rw(cpu);
+	h->cr4 = cr4;
+	rdmsrl(MSR_GS_BASE, h->gs_base);
+	native_store_gdt(&h->gdt_ro);
+	store_idt(&h->idt);
 
 	/* MSRs the guest's CPL3 execution would otherwise reach. */
 	rdmsrl(MSR_FS_BASE, host_fs);
@@ -479,7 +503,7 @@ void trapvm_switcher_run(struct trapvm_sw_regs *regs, u64 shadow_cr3,
 
 	exit->tsc_guest = rdtsc();
 	trapvm_sw_enter(d, sc->hole + sw_text_off(trapvm_sw_entry),
-			cr4 & ~X86_CR4_PGE);
+			cr4 & ~X86_CR4_PGE, h);
 	exit->tsc_exit = rdtsc();
 
 	local_db_restore(dr7);
@@ -509,7 +533,7 @@ void trapvm_switcher_run(struct trapvm_sw_regs *regs, u64 shadow_cr3,
 		trapvm_sw_dispatch((unsigned long)asm_exc_nmi_noist);
 		exit->host_event = true;
 	} else if (vector >= FIRST_EXTERNAL_VECTOR && vector < 256) {
-		sw_host_vector(d, vector);
+		sw_host_vector(h, vector);
 		exit->host_event = true;
 	} else if (vector == TRAPVM_SW_VEC_ABORT) {
 		/* The recorded NMI is replayed below. */

@@ -509,6 +509,16 @@ TEST_F(vm, host_invisible)
 		EXPECT_EQ(PF_VECTOR, self->run->debug.vector);
 		EXPECT_EQ(PF_U | PF_P | PF_W, self->run->debug.error_code);
 	}
+	/*
+	 * The page after them holds the host's state (stack pointer, CR3,
+	 * descriptor tables) and is not mapped for the guest at all, so not
+	 * even a speculative read could find host pointers.
+	 */
+	LOAD(self, g_load, &regs);
+	regs.rax = TRAPVM_HOLE_START + 4 * 4096;
+	run_raw(_metadata, self, &regs);
+	EXPECT_EQ(PF_VECTOR, self->run->debug.vector);
+	EXPECT_EQ(PF_U, self->run->debug.error_code);
 }
 
 /* All 16 GPRs, RSP, RIP and the arithmetic flags survive the switch. */
