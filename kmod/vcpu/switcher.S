@@ -23,8 +23,9 @@
  *          only records it
  *          own stack, own GDT and TR, guest GS base, shadow CR3, IRETQ
  *  exit:   stub saves the guest state, guest GS base out, transit CR3
- *          (now the host-state page is mapped), host GS base, host TR (busy bit cleared in the writable GDT
- *          alias, LGDT it, LTR, LGDT the read-only one), host IDT last
+ *          (now the host-state page is mapped), host GS base, host TR
+ *          (busy bit cleared in the writable GDT alias, LGDT it, LTR,
+ *          LGDT the read-only one), host IDT last
  *          while the transit root still maps everything, host stack,
  *          jump back to module text, host CR3, CR4.
  *
@@ -142,7 +143,8 @@ SYM_INNER_LABEL(trapvm_sw_stubs, SYM_L_GLOBAL)
 trapvm_sw_vec = 0
 .rept 256
 	.balign	16, 0xcc
-	.if ((trapvm_sw_vec == 8) || ((trapvm_sw_vec >= 10) && (trapvm_sw_vec <= 14)) || \
+	.if ((trapvm_sw_vec == 8) || \
+	    ((trapvm_sw_vec >= 10) && (trapvm_sw_vec <= 14)) || \
 	    (trapvm_sw_vec == 17) || (trapvm_sw_vec == 21) || \
 	    (trapvm_sw_vec == 29) || (trapvm_sw_vec == 30))
 	.else
