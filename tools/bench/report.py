@@ -413,11 +413,16 @@ def main():
             'trapvm_over_nested': ratio(t['trapvm'], t['nested']),
             'nested_over_native': ratio(t['nested'], t['native']),
             'trapvm_exits_per_op': exits.get(op),
+            # all of the operation's time divided among its exits: an
+            # upper bound on the cost of one exit
+            'trapvm_ns_per_exit': (t['trapvm'] / exits[op]
+                                   if t['trapvm'] is not None and exits.get(op)
+                                   else None),
         })
 
     # --- text
     hdr = ['operation', 'native', 'trapvm', 'nested-QEMU', 'trapvm/native',
-           'trapvm/nested', 'nested/native', 'exits/op']
+           'trapvm/nested', 'nested/native', 'exits/op', 'time/exit']
     lines = [hdr]
     for r in rows:
         lines.append([r['op'], fmt_ns(r['native_ns']), fmt_ns(r['trapvm_ns']),
@@ -425,7 +430,8 @@ def main():
                       fmt_ratio(r['trapvm_over_nested']),
                       fmt_ratio(r['nested_over_native']),
                       'n/a' if r['trapvm_exits_per_op'] is None
-                      else '%g' % r['trapvm_exits_per_op']])
+                      else '%g' % r['trapvm_exits_per_op'],
+                      fmt_ns(r['trapvm_ns_per_exit'])])
     w = [max(len(li[i]) for li in lines) for i in range(len(hdr))]
     text = []
     text.append('sparrow mode=bench, time per operation (median of %s run(s) per column)'
@@ -473,7 +479,8 @@ def main():
                         ', '.join('%s %d' % (k[5:], v) for v, k in top[:6])))
     perr = plot(outdir, ops, table, status, int(env.get('runs', '0') or 0))
     text.append(perr or 'plot: %s' % os.path.relpath(os.path.join(outdir, 'bench.png')))
-    text.append('ratios > 1: trapvm slower; trapvm/nested < 1: trapvm beats nested QEMU')
+    text.append('ratios > 1: trapvm slower; trapvm/nested < 1: trapvm beats nested QEMU; '
+                'time/exit: trapvm time / exits/op (an upper bound per exit)')
     report = '\n'.join(text) + '\n'
     with open(os.path.join(outdir, 'results.txt'), 'w') as f:
         f.write(report)
@@ -483,7 +490,8 @@ def main():
     with open(os.path.join(outdir, 'results.csv'), 'w', newline='') as f:
         wr = csv.writer(f)
         keys = ['op', 'native_ns', 'trapvm_ns', 'nested_ns', 'trapvm_over_native',
-                'trapvm_over_nested', 'nested_over_native', 'trapvm_exits_per_op']
+                'trapvm_over_nested', 'nested_over_native', 'trapvm_exits_per_op',
+                'trapvm_ns_per_exit']
         wr.writerow(keys)
         for r in rows:
             wr.writerow(['n/a' if r[k] is None else
