@@ -24,7 +24,7 @@
 #   BENCH_HOST_MEM=1024      test host memory (MiB)
 #   BENCH_HOST_OPTS=""       extra tools/testhost/run options (e.g. --la57;
 #                            not --append, which would replace ours)
-#   BENCH_TIMEOUT=300        seconds per run before it counts as hung
+#   BENCH_TIMEOUT=180        seconds per run before it counts as hung
 #   BENCH_OUT=build/bench    output directory
 
 set -uo pipefail
@@ -35,7 +35,7 @@ MAKE=${MAKE:-make}
 runs=${BENCH_RUNS:-3}
 columns=${BENCH_COLUMNS:-native trapvm nested}
 host_mem=${BENCH_HOST_MEM:-1024}
-tmo=${BENCH_TIMEOUT:-300}
+tmo=${BENCH_TIMEOUT:-180}
 out=${BENCH_OUT:-$top/build/bench}
 kernel=guests/sparrow/sparrow.elf
 # The one QEMU configuration: the native run, the test host and the nested
