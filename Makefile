@@ -52,7 +52,12 @@ demo: deps
 
 # --- bench: sparrow natively, under trapvm and under nested QEMU
 # (tools/bench/, Documentation/benchmarks.rst)
-.PHONY: bench
+.PHONY: bench check-bench
 bench: deps
 	tools/bench/bench.sh
+
+# report.py's arithmetic and failure handling, on hand-made runs (~2 s)
+check: check-bench
+check-bench:
+	tools/bench/selftest.py
 # --- end bench
