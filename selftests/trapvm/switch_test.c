@@ -29,6 +29,10 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <linux/perf_event.h>
+#include <linux/hw_breakpoint.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -787,6 +791,126 @@ TEST_F_TIMEOUT(vm, in_kernel_exits, 900)
 	       n, t1 - t0, (t1 - t0) * 1e6 / n);
 	printf("# switch_test: in-kernel round trip %.2f us (%ld exits)\n",
 	       (t1 - t0) * 1e6 / n, n);
+}
+
+/*
+ * A hardware watchpoint of the host thread (perf, DR7) must not fire on
+ * the guest's accesses to the same linear address.
+ */
+TEST_F(vm, host_breakpoints_not_in_guest)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_BREAKPOINT,
+		.size = sizeof(attr),
+		.bp_type = HW_BREAKPOINT_W,
+		.bp_len = HW_BREAKPOINT_LEN_8,
+		.exclude_kernel = 1,
+		.exclude_hv = 1,
+	};
+	const uint64_t addr = 0x300000;	/* in guest RAM too */
+	struct trapvm_regs regs;
+	volatile uint64_t *host;
+	uint64_t hits;
+	int fd;
+
+	host = mmap((void *)addr, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (host == MAP_FAILED)
+		SKIP(return, "cannot map %#llx in the host",
+		     (unsigned long long)addr);
+	attr.bp_addr = addr;
+	fd = syscall(__NR_perf_event_open, &attr, 0, -1, -1, 0);
+	if (fd < 0)
+		SKIP(return, "no hardware breakpoints: %s", strerror(errno));
+
+	/* The watchpoint works on the host... */
+	*host = 1;
+	ASSERT_EQ(sizeof(hits), read(fd, &hits, sizeof(hits)));
+	ASSERT_EQ(1, hits);
+
+	/* ...and the guest's store to the same address is not seen. */
+	LOAD(self, g_store, &regs);
+	regs.rax = addr;
+	regs.rbx = 0x1234;
+	run_raw(_metadata, self, &regs);
+	/* The store completes; the next exit is the end of the blob. */
+	EXPECT_NE(1, self->run->debug.vector);
+	EXPECT_EQ(0x1234, *(uint64_t *)(self->ram + addr));
+	ASSERT_EQ(sizeof(hits), read(fd, &hits, sizeof(hits)));
+	EXPECT_EQ(1, hits);
+	close(fd);
+	munmap((void *)host, 4096);
+}
+
+static bool tracefs(char *dir, size_t len)
+{
+	static const char * const paths[] = {
+		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
+	};
+	char probe[256];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(paths); i++) {
+		snprintf(probe, sizeof(probe), "%s/events", paths[i]);
+		if (!access(probe, F_OK)) {
+			snprintf(dir, len, "%s", paths[i]);
+			return true;
+		}
+	}
+	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL))
+		return false;
+	snprintf(dir, len, "/sys/kernel/tracing");
+	return true;
+}
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	int ret;
+
+	if (fd < 0)
+		return -1;
+	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -1;
+	close(fd);
+	return ret;
+}
+
+/* The trapvm tracepoints exist and record a round trip's fields. */
+TEST_F(vm, tracepoints)
+{
+	char dir[128], path[256], line[512];
+	struct trapvm_regs regs;
+	bool seen_switch = false, seen_exit = false;
+	FILE *f;
+
+	if (!tracefs(dir, sizeof(dir)))
+		SKIP(return, "no tracefs");
+	snprintf(path, sizeof(path), "%s/events/trapvm/enable", dir);
+	ASSERT_EQ(0, access(path, W_OK)) TH_LOG("%s", path);
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	ASSERT_EQ(0, write_str(path, ""));
+	snprintf(path, sizeof(path), "%s/events/trapvm/enable", dir);
+	ASSERT_EQ(0, write_str(path, "1"));
+
+	LOAD(self, g_ud2, &regs);
+	run_raw(_metadata, self, &regs);
+	EXPECT_EQ(UD_VECTOR, self->run->debug.vector);
+
+	ASSERT_EQ(0, write_str(path, "0"));
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "trapvm_world_switch:") &&
+		    strstr(line, "rip 0x1000 vector 6 "))
+			seen_switch = true;
+		if (strstr(line, "trapvm_exit:") &&
+		    strstr(line, "rip 0x1000 vector 6 "))
+			seen_exit = true;
+	}
+	fclose(f);
+	EXPECT_TRUE(seen_switch);
+	EXPECT_TRUE(seen_exit);
 }
 
 /* The vCPU thread moves between host CPUs between (and during) RUNs. */
