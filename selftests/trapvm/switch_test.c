@@ -809,7 +809,7 @@ TEST_F(vm, host_breakpoints_not_in_guest)
 	};
 	const uint64_t addr = 0x300000;	/* in guest RAM too */
 	struct trapvm_regs regs;
-	volatile uint64_t *host;
+	uint64_t *host;
 	uint64_t hits;
 	int fd;
 
@@ -825,6 +825,7 @@ TEST_F(vm, host_breakpoints_not_in_guest)
 
 	/* The watchpoint works on the host... */
 	*host = 1;
+	asm volatile("" : : : "memory");	/* the store happens here */
 	ASSERT_EQ(sizeof(hits), read(fd, &hits, sizeof(hits)));
 	ASSERT_EQ(1, hits);
 
