@@ -131,30 +131,53 @@ FIXTURE_TEARDOWN(vmf)
 	((v) >= (want) * (100 - (pct)) / 100 && \
 	 (v) <= (want) * (100 + (pct)) / 100)
 
+/*
+ * The lateness and rate bounds are retried on a fresh VM (up to
+ * ATTEMPTS times): the build machine is shared, and a test host stalled
+ * for tens of ms is the machine's, not the module's.  A systematic error
+ * fails every attempt; "never early" and the register semantics are
+ * checked on every attempt.
+ */
+#define ATTEMPTS	3
+
+static void fresh_vm(FIXTURE_DATA(vmf) *self, int attempt)
+{
+	if (!attempt)
+		return;
+	tvm_free(self->vm);
+	self->vm = tvm_create(0);	/* tsc_khz is already in the image */
+}
+
 TEST_F(vmf, timer_oneshot)
 {
 	const uint64_t ns = 100 * 1000 * 1000ULL;	/* 100 ms */
 	uint64_t t0, host_ns, guest_ns;
+	bool good = false;
 	struct ucall uc;
+	int attempt;
 
 	if (!tsc_khz)
 		SKIP(return, "no TSC frequency (TRAPVM_CAP_TSC_KHZ)");
-	tvm_enter(self->vm, guest_oneshot, ns);
-	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
-	t0 = tvm_now_ns();
-	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
-	host_ns = tvm_now_ns() - t0;
-	guest_ns = uc.args[0] * 1000000 / tsc_khz;
-	TH_LOG("one-shot %llu ms: guest saw %llu us, host %llu us",
-	       (unsigned long long)ns / 1000000,
-	       (unsigned long long)guest_ns / 1000,
-	       (unsigned long long)host_ns / 1000);
-	/* Never early (a 2 % allowance for the two clocks), not too late. */
-	EXPECT_GE(guest_ns, ns * 98 / 100);
-	EXPECT_LE(guest_ns, ns * 130 / 100);
-	EXPECT_GE(host_ns, ns * 98 / 100);
-	EXPECT_LE(host_ns, ns * 130 / 100 + 50000000);
-	TVM_RUN_DONE(self->vm);
+	for (attempt = 0; attempt < ATTEMPTS && !good; attempt++) {
+		fresh_vm(self, attempt);
+		tvm_enter(self->vm, guest_oneshot, ns);
+		TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+		t0 = tvm_now_ns();
+		TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+		host_ns = tvm_now_ns() - t0;
+		guest_ns = uc.args[0] * 1000000 / tsc_khz;
+		TH_LOG("one-shot %llu ms: guest saw %llu us, host %llu us",
+		       (unsigned long long)ns / 1000000,
+		       (unsigned long long)guest_ns / 1000,
+		       (unsigned long long)host_ns / 1000);
+		/* Never early (2 % allowance for the two clocks). */
+		EXPECT_GE(guest_ns, ns * 98 / 100);
+		EXPECT_GE(host_ns, ns * 98 / 100);
+		good = guest_ns <= ns * 130 / 100 &&
+		       host_ns <= ns * 130 / 100 + 50000000;
+		TVM_RUN_DONE(self->vm);
+	}
+	EXPECT_TRUE(good) TH_LOG("late in all %d attempts", ATTEMPTS);
 }
 
 /* arg: period in ns; counts over 500 ms of TSC time. */
@@ -185,36 +208,45 @@ TEST_F(vmf, timer_periodic)
 	const uint64_t ns = 20 * 1000 * 1000ULL;
 	static struct trapvm_vcpu_stats stats;
 	uint64_t t0, host_ns, n, span;
+	bool good = false;
 	struct ucall uc;
+	int attempt;
 
 	if (!tsc_khz)
 		SKIP(return, "no TSC frequency (TRAPVM_CAP_TSC_KHZ)");
-	tvm_enter(self->vm, guest_periodic, ns);
-	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
-	t0 = tvm_now_ns();
-	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
-	host_ns = tvm_now_ns() - t0;
-	n = uc.args[0];
-	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
-	span = uc.args[0] * 1000000 / tsc_khz;
-	TH_LOG("periodic %llu us: %llu interrupts in %llu ms (host %llu ms), first-to-last %llu ms",
-	       (unsigned long long)ns / 1000, (unsigned long long)n, 500ULL,
-	       (unsigned long long)host_ns / 1000000,
-	       (unsigned long long)span / 1000000);
-	if (!ioctl(self->vm->vcpu, TRAPVM_GET_STATS, &stats))
-		TH_LOG("module: %llu expiries, %llu coalesced, %llu halts",
-		       (unsigned long long)
-		       stats.count[TRAPVM_STAT_APIC_TIMER_FIRED],
-		       (unsigned long long)
-		       stats.count[TRAPVM_STAT_APIC_IRQS_COALESCED],
-		       (unsigned long long)stats.count[TRAPVM_STAT_HALTS]);
-	/* 500 ms / 20 ms = 25, and what the host clock says. */
-	EXPECT_TRUE(WITHIN(n, 25, 30));
-	EXPECT_TRUE(WITHIN(n, host_ns / ns, 30));
-	/* The rate between the first and last interrupts. */
-	ASSERT_LT(1, n);
-	EXPECT_TRUE(WITHIN(span / (n - 1), ns, 30));
-	TVM_RUN_DONE(self->vm);
+	for (attempt = 0; attempt < ATTEMPTS && !good; attempt++) {
+		fresh_vm(self, attempt);
+		tvm_enter(self->vm, guest_periodic, ns);
+		TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+		t0 = tvm_now_ns();
+		TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+		host_ns = tvm_now_ns() - t0;
+		n = uc.args[0];
+		TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+		span = uc.args[0] * 1000000 / tsc_khz;
+		TH_LOG("periodic %llu us: %llu interrupts in %llu ms (host %llu ms), first-to-last %llu ms",
+		       (unsigned long long)ns / 1000, (unsigned long long)n,
+		       500ULL, (unsigned long long)host_ns / 1000000,
+		       (unsigned long long)span / 1000000);
+		if (!ioctl(self->vm->vcpu, TRAPVM_GET_STATS, &stats))
+			TH_LOG("module: %llu expiries, %llu coalesced, %llu halts",
+			       (unsigned long long)
+			       stats.count[TRAPVM_STAT_APIC_TIMER_FIRED],
+			       (unsigned long long)
+			       stats.count[TRAPVM_STAT_APIC_IRQS_COALESCED],
+			       (unsigned long long)
+			       stats.count[TRAPVM_STAT_HALTS]);
+		/*
+		 * 500 ms / 20 ms = 25, what the host clock says, and the
+		 * spacing between the first and last interrupts.
+		 */
+		good = n > 1 && WITHIN(n, 25, 30) &&
+		       WITHIN(n, host_ns / ns, 30) &&
+		       WITHIN(span / (n - 1), ns, 30);
+		TVM_RUN_DONE(self->vm);
+	}
+	EXPECT_TRUE(good) TH_LOG("off by more than 30 %% in all %d attempts",
+				 ATTEMPTS);
 }
 
 static void guest_tsc_deadline(uint64_t ns)
@@ -255,32 +287,38 @@ static void guest_tsc_deadline(uint64_t ns)
 TEST_F(vmf, timer_tsc_deadline)
 {
 	const uint64_t ns = 5 * 1000 * 1000ULL;
-	uint64_t t0, host_ns, n;
+	uint64_t t0, host_ns, n, late;
+	bool good = false;
 	struct ucall uc;
+	int attempt;
 
 	if (!tsc_khz)
 		SKIP(return, "no TSC frequency (TRAPVM_CAP_TSC_KHZ)");
-	tvm_enter(self->vm, guest_tsc_deadline, ns);
-	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
-	n = uc.args[0] * 1000000 / tsc_khz;
-	TH_LOG("TSC deadline 100 ms ahead fired after %llu us",
-	       (unsigned long long)n / 1000);
-	EXPECT_GE(n, 98000000ULL);
-	EXPECT_LE(n, 130000000ULL);
-	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
-	t0 = tvm_now_ns();
-	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
-	host_ns = tvm_now_ns() - t0;
-	n = uc.args[0];
-	TH_LOG("TSC deadline every %llu us: %llu interrupts in 300 ms (host %llu ms)",
-	       (unsigned long long)ns / 1000, (unsigned long long)n,
-	       (unsigned long long)host_ns / 1000000);
-	/* 300 ms / 5 ms = 60, and what the host clock says. */
-	EXPECT_TRUE(WITHIN(n, 60, 30));
-	EXPECT_TRUE(WITHIN(n, host_ns / ns, 30));
-	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
-	EXPECT_EQ(n + 1, uc.args[0]);
-	TVM_RUN_DONE(self->vm);
+	for (attempt = 0; attempt < ATTEMPTS && !good; attempt++) {
+		fresh_vm(self, attempt);
+		tvm_enter(self->vm, guest_tsc_deadline, ns);
+		TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+		late = uc.args[0] * 1000000 / tsc_khz;
+		TH_LOG("TSC deadline 100 ms ahead fired after %llu us",
+		       (unsigned long long)late / 1000);
+		EXPECT_GE(late, 98000000ULL);
+		TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+		t0 = tvm_now_ns();
+		TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+		host_ns = tvm_now_ns() - t0;
+		n = uc.args[0];
+		TH_LOG("TSC deadline every %llu us: %llu interrupts in 300 ms (host %llu ms)",
+		       (unsigned long long)ns / 1000, (unsigned long long)n,
+		       (unsigned long long)host_ns / 1000000);
+		/* 300 ms / 5 ms = 60, and what the host clock says. */
+		good = late <= 130000000ULL && WITHIN(n, 60, 30) &&
+		       WITHIN(n, host_ns / ns, 30);
+		TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+		EXPECT_EQ(n + 1, uc.args[0]);
+		TVM_RUN_DONE(self->vm);
+	}
+	EXPECT_TRUE(good) TH_LOG("late or off by more than 30 %% in all %d attempts",
+				 ATTEMPTS);
 }
 
 /* ---- TRAPVM_INTERRUPT ---- */

@@ -49,22 +49,32 @@
 
 #define NONCANON	0x8000000000000000ULL
 
-static __attribute__((unused)) uint64_t rd_cr(int n)
+static uint64_t rd_cr(int n)
 {
 	uint64_t v = 0;
 
 	switch (n) {
-	case 0: asm volatile("mov %%cr0, %0" : "=r"(v)); break;
-	case 2: asm volatile("mov %%cr2, %0" : "=r"(v)); break;
-	case 3: asm volatile("mov %%cr3, %0" : "=r"(v)); break;
-	case 4: asm volatile("mov %%cr4, %0" : "=r"(v)); break;
-	case 8: asm volatile("mov %%cr8, %0" : "=r"(v)); break;
+	case 0:
+		asm volatile("mov %%cr0, %0" : "=r"(v));
+		break;
+	case 2:
+		asm volatile("mov %%cr2, %0" : "=r"(v));
+		break;
+	case 3:
+		asm volatile("mov %%cr3, %0" : "=r"(v));
+		break;
+	case 4:
+		asm volatile("mov %%cr4, %0" : "=r"(v));
+		break;
+	case 8:
+		asm volatile("mov %%cr8, %0" : "=r"(v));
+		break;
 	}
 	return v;
 }
 
 /* MOV to CRn; returns the vector raised (0xff: none). */
-static __attribute__((unused)) uint64_t wr_cr_safe(int n, uint64_t v)
+static uint64_t wr_cr_safe(int n, uint64_t v)
 {
 	switch (n) {
 	case 0:
@@ -91,7 +101,7 @@ static __attribute__((unused)) uint64_t wr_cr_safe(int n, uint64_t v)
 	return guest_last_ex.vector;
 }
 
-static __attribute__((unused)) uint64_t rdmsr_safe(uint32_t msr, uint64_t *val)
+static uint64_t rdmsr_safe(uint32_t msr, uint64_t *val)
 {
 	uint32_t lo = 0, hi = 0;
 
@@ -101,7 +111,7 @@ static __attribute__((unused)) uint64_t rdmsr_safe(uint32_t msr, uint64_t *val)
 	return guest_last_ex.vector;
 }
 
-static __attribute__((unused)) uint64_t wrmsr_safe(uint32_t msr, uint64_t val)
+static uint64_t wrmsr_safe(uint32_t msr, uint64_t val)
 {
 	asm volatile(ASM_SAFE("wrmsr") : ASM_SAFE_OUT
 		     : "c"(msr), "a"((uint32_t)val),
