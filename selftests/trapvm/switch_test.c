@@ -794,6 +794,41 @@ TEST_F_TIMEOUT(vm, in_kernel_exits, 900)
 }
 
 /*
+ * A RIP no CPU accepts (non-canonical for 4- and 5-level paging) makes
+ * the switcher's own IRETQ fault: RUN reports an internal error and the
+ * vCPU stays usable.
+ */
+TEST_F(vm, bad_rip_is_internal_error)
+{
+	struct trapvm_regs regs;
+
+	LOAD(self, g_hlt, &regs);
+	regs.rip = 0x8000000000000000ULL;
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_SET_REGS, &regs));
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_RUN, 0));
+	if (self->run->exit_reason == TRAPVM_EXIT_DEBUG &&
+	    cpu_has("hypervisor")) {
+		/*
+		 * QEMU TCG does not check RIP on IRETQ (SDM: #GP(0)); the
+		 * fetch at CPL3 then faults.  Still no harm to the host.
+		 */
+		TH_LOG("TCG: IRETQ took a non-canonical RIP, fetch #GP");
+		EXPECT_EQ(GP_VECTOR, self->run->debug.vector);
+	} else {
+		ASSERT_EQ(TRAPVM_EXIT_INTERNAL_ERROR,
+			  self->run->exit_reason);
+		EXPECT_EQ(TRAPVM_INTERNAL_ERROR_SWITCHER,
+			  self->run->internal.suberror);
+		EXPECT_EQ(GP_VECTOR, self->run->internal.data[3]);
+	}
+
+	LOAD(self, g_hlt, &regs);
+	run_raw(_metadata, self, &regs);
+	EXPECT_EQ(GP_VECTOR, self->run->debug.vector);
+	EXPECT_EQ(CODE_GPA, self->run->debug.rip);
+}
+
+/*
  * A hardware watchpoint of the host thread (perf, DR7) must not fire on
  * the guest's accesses to the same linear address.
  */
