@@ -278,13 +278,21 @@ static int trapvm_check_sregs(const struct trapvm_sregs *sr)
 	    (sr->cs.selector & 3) != sr->cpl)
 		return -EINVAL;
 
+	/*
+	 * The FS and GS bases go into the hardware's MSRs on every entry,
+	 * whatever the virtual mode: WRMSR of a non-canonical base would
+	 * #GP in the host.  Outside long mode they cannot exceed 32 bits
+	 * anyway, so this refuses nothing a real CPU could hold.
+	 */
+	if (!trapvm_is_canonical(sr->fs.base) ||
+	    !trapvm_is_canonical(sr->gs.base))
+		return -EINVAL;
+
 	if (lma) {
 		/* 64-bit code segments must have D clear. */
 		if (sr->cs.l && sr->cs.db)
 			return -EINVAL;
-		if (!trapvm_is_canonical(sr->fs.base) ||
-		    !trapvm_is_canonical(sr->gs.base) ||
-		    !trapvm_is_canonical(sr->tr.base) ||
+		if (!trapvm_is_canonical(sr->tr.base) ||
 		    !trapvm_is_canonical(sr->ldt.base) ||
 		    !trapvm_is_canonical(sr->gdt.base) ||
 		    !trapvm_is_canonical(sr->idt.base))

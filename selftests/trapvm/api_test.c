@@ -913,6 +913,14 @@ TEST_F(vcpu, sregs_invalid)
 	s.cs.limit = s.ds.limit = 0xffff;
 	EXPECT_EQ(0, ioctl(self->vcpu, TRAPVM_SET_SREGS, &s));
 
+	/*
+	 * FS/GS bases are MSRs: non-canonical is #GP in every mode (SDM
+	 * WRMSR), not only in long mode.
+	 */
+	good = s;
+	EXPECT_BAD_SREGS(s.fs.base = 0x8000000000000000ULL);
+	EXPECT_BAD_SREGS(s.gs.base = 0x0000800000000000ULL);
+
 	EXPECT_EQ(-1, ioctl(self->vcpu, TRAPVM_SET_SREGS, NULL));
 	EXPECT_EQ(EFAULT, errno);
 }
