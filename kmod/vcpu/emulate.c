@@ -301,8 +301,11 @@ static int set_cr4(struct emu *e, u64 val)
 	struct trapvm_cpu *cpu = e->cpu;
 	u64 old = cpu->cr4;
 	bool lma = is_long_mode(cpu);
+	u64 supp = TRAPVM_CR4_SUPPORTED;
 
-	if (val & ~TRAPVM_CR4_SUPPORTED)
+	if (cpu->cr4_supported)
+		supp &= cpu->cr4_supported;
+	if (val & ~supp)
 		return emu_gp(e, 0);
 	if (lma && !(val & TRAPVM_CR4_PAE))
 		return emu_gp(e, 0);

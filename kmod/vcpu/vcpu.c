@@ -111,6 +111,13 @@ static void trapvm_vcpu_reset(struct trapvm_vcpu *vcpu)
 	cpu->apic_base = APIC_BASE_DEFAULT | APIC_BASE_EN;
 	if (vcpu->id == 0)
 		cpu->apic_base |= APIC_BASE_BSP;
+
+	/*
+	 * The emulator's configuration: what a guest can reach with MOV to
+	 * CR4 must be what TRAPVM_SET_SREGS accepts, or a GET_SREGS /
+	 * SET_SREGS round trip of a running guest would fail.
+	 */
+	cpu->cr4_supported = trapvm_cr4_valid();
 }
 
 /* ---- registers ---- */

@@ -258,6 +258,20 @@ static void test_mov_cr4(void)
 	run("0f 20 e1");			/* mov rcx, cr4 */
 	EXPECT_EQ(CPU.gpr[GPR_RCX], CPU.cr4);
 
+	/* A vCPU configured without a feature refuses its CR4 bit. */
+	setup();
+	start = CPU.rip;
+	CPU.cr4_supported = CPU.cr4 | TRAPVM_CR4_SMEP;
+	mov_to_cr(4, CPU.cr4 | TRAPVM_CR4_PCIDE);
+	EXPECT_GP0();
+	EXPECT_EQ(CPU.cr4 & TRAPVM_CR4_PCIDE, 0);
+	setup();
+	start = CPU.rip;
+	CPU.cr4_supported = CPU.cr4 | TRAPVM_CR4_SMEP;
+	mov_to_cr(4, CPU.cr4 | TRAPVM_CR4_SMEP);
+	EXPECT_OK(3);
+	EXPECT(CPU.cr4 & TRAPVM_CR4_SMEP, "SMEP set");
+
 	/* CR4 from CPL3 */
 	setup_user();
 	start = CPU.rip;

@@ -63,6 +63,8 @@ struct trapvm_cpu {
 	u64 dr[8];		/* debug registers; [4]/[5] unused */
 	u64 xcr0_supported;	/* XCR0 bits XSETBV accepts; 0: x87|SSE|AVX */
 	u8 maxphyaddr;		/* guest physical address bits; 0: 52 */
+	/* CR4 bits MOV to CR4 accepts (within TRAPVM_CR4_SUPPORTED); 0: all */
+	u64 cr4_supported;
 };
 
 #endif /* _TRAPVM_CPU_H */
