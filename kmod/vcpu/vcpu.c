@@ -118,6 +118,12 @@ static void trapvm_vcpu_reset(struct trapvm_vcpu *vcpu)
 	 * SET_SREGS round trip of a running guest would fail.
 	 */
 	cpu->cr4_supported = trapvm_cr4_valid();
+	/*
+	 * The guest sees the host's CPUID, so its MAXPHYADDR: MOV to CR3 and
+	 * WRMSR of IA32_APIC_BASE must check what SET_SREGS, the APIC model
+	 * and the page-table walker check (the emulator's default is 52).
+	 */
+	cpu->maxphyaddr = boot_cpu_data.x86_phys_bits;
 }
 
 /* ---- registers ---- */

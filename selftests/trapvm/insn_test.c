@@ -373,6 +373,19 @@ static void guest_cr(uint64_t pml4_copy)
 	GUEST_ASSERT_EX(GP_VECTOR, 0);
 	GUEST_ASSERT_EQ(wr_cr_safe(3, TVM_PT_GPA | (1ULL << 63)), GP_VECTOR);
 	GUEST_ASSERT_EX(GP_VECTOR, 0);
+	/* MAXPHYADDR is what CPUID 0x80000008 tells the guest, not 52. */
+	{
+		unsigned int a, b, c, d;
+
+		asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d)
+			     : "a"(0x80000008), "c"(0));
+		if ((a & 0xff) < 52) {
+			GUEST_ASSERT_EQ(wr_cr_safe(3, TVM_PT_GPA |
+						      (1ULL << (a & 0xff))),
+					GP_VECTOR);
+			GUEST_ASSERT_EX(GP_VECTOR, 0);
+		}
+	}
 	GUEST_ASSERT_EQ(rd_cr(3), TVM_PT_GPA);
 
 	/* CR4: PGE on and off; reserved bits, PAE off and LA57 in IA-32e. */
