@@ -502,6 +502,9 @@ static int trapvm_set_msr(struct trapvm_cpu *cpu, u32 index, u64 data)
 			cpu->sysenter_eip = data;
 		break;
 	case MSR_SYSCALL_MASK:
+		/* Bits 63:32 are reserved: WRMSR #GPs, as the emulator does. */
+		if (data >> 32)
+			return -EINVAL;
 		cpu->sfmask = data;
 		break;
 	case MSR_TSC_AUX:
@@ -520,7 +523,8 @@ static int trapvm_set_msr(struct trapvm_cpu *cpu, u32 index, u64 data)
 		cpu->apic_base = data;
 		break;
 	case MSR_IA32_SYSENTER_CS:
-		cpu->sysenter_cs = data;
+		/* A 32-bit register: the emulator's WRMSR drops bits 63:32. */
+		cpu->sysenter_cs = (u32)data;
 		break;
 	default:
 		return -ENOENT;

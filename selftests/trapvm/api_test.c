@@ -986,6 +986,15 @@ TEST_F(vcpu, msrs)
 	EXPECT_EQ(0xffff888000000000ULL, s.gs.base);
 	EXPECT_EQ(msrs[10].value, s.apic_base);
 
+	/* SYSENTER_CS is 32 bits wide, as a guest's WRMSR finds it. */
+	m->nmsrs = 1;
+	m->entries[0].index = MSR_SYSENTER_CS;
+	m->entries[0].data = 0xabcd00000010ULL;
+	ASSERT_EQ(1, ioctl(self->vcpu, TRAPVM_SET_MSRS, m));
+	m->entries[0].data = 0;
+	ASSERT_EQ(1, ioctl(self->vcpu, TRAPVM_GET_MSRS, m));
+	EXPECT_EQ(0x10, m->entries[0].data);
+
 	/* Processing stops at the first unknown MSR. */
 	m->nmsrs = 3;
 	m->entries[0].index = MSR_STAR;
@@ -1012,6 +1021,7 @@ TEST_F(vcpu, msrs)
 	EXPECT_MSR_REFUSED(MSR_PAT, 0x0007040600070402ULL);	/* type 2 */
 	EXPECT_MSR_REFUSED(MSR_PAT, 0x0807040600070406ULL);	/* type 8 */
 	EXPECT_MSR_REFUSED(MSR_TSC_AUX, 1ULL << 32);
+	EXPECT_MSR_REFUSED(MSR_SFMASK, 1ULL << 32);	/* bits 63:32 reserved */
 	EXPECT_MSR_REFUSED(MSR_EFER, 1ULL << 2);
 	EXPECT_MSR_REFUSED(MSR_EFER, EFER_LMA);	/* paging is off */
 	EXPECT_MSR_REFUSED(MSR_IA32_APICBASE, APIC_DEFAULT | (1ULL << 10));
