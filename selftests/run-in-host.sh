@@ -54,6 +54,7 @@ while read -r prog args; do
 	fi
 	# shellcheck disable=SC2086 # args are split on purpose
 	case $prog in /*) exe=$prog ;; *) exe=./$prog ;; esac
+	t0=$(date +%s)
 	# Streamed, so progress shows live; the raw output is kept in $log.
 	# Renumber the program's results into our stream, prefix their names
 	# with the program, and turn its plan and version into comments.
@@ -78,6 +79,7 @@ while read -r prog args; do
 		END { printf "%d %d %d %d\n", n, seen, plan, bad > sum }
 	' | tee -a "$tap"
 	rc=${PIPESTATUS[0]}
+	out "# $name took $(( $(date +%s) - t0 )) s"
 	read -r n seen plan bad < "$log.sum"
 	rm -f "$log.sum"
 	failed=$((failed + bad))
