@@ -285,7 +285,12 @@ static int trapvm_check_sregs(const struct trapvm_sregs *sr)
 	if (ret)
 		return ret;
 
-	if (sr->cpl != 0 && sr->cpl != 3)
+	/*
+	 * Guests mostly use rings 0 and 3, but far transfers, IRET and
+	 * gates into DPL 1 or 2 code reach the others (the emulator follows
+	 * the SDM), and GET_SREGS must round-trip through SET_SREGS.
+	 */
+	if (sr->cpl > 3)
 		return -EINVAL;
 	if ((sr->cr0 & X86_CR0_PE) && sr->cs.present && !sr->cs.unusable &&
 	    (sr->cs.selector & 3) != sr->cpl)

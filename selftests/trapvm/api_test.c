@@ -888,7 +888,8 @@ TEST_F(vcpu, sregs_invalid)
 	EXPECT_BAD_SREGS(s.fs.base = 0x1234567890abcdefULL);
 	EXPECT_BAD_SREGS(s.cr3 = 1ULL << 60);		/* beyond MAXPHYADDR */
 	EXPECT_BAD_SREGS(s.cr8 = 16);
-	EXPECT_BAD_SREGS(s.cpl = 1);
+	EXPECT_BAD_SREGS(s.cpl = 4);
+	EXPECT_BAD_SREGS(s.cpl = 1);			/* CS.RPL is 0 */
 	EXPECT_BAD_SREGS(s.cpl = 3);			/* CS.RPL is 0 */
 	EXPECT_BAD_SREGS(s.apic_base |= 1);		/* reserved */
 	EXPECT_BAD_SREGS(s.apic_base &= ~APIC_EN;
@@ -905,6 +906,16 @@ TEST_F(vcpu, sregs_invalid)
 	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_GET_SREGS, &s));
 	EXPECT_EQ(good.cr0, s.cr0);
 	EXPECT_EQ(good.efer, s.efer);
+
+	/* Rings 1 and 2 exist (far RET, IRET, gates reach them). */
+	s = good;
+	s.cpl = 1;
+	s.cs.selector |= 1;
+	s.cs.dpl = 1;
+	EXPECT_EQ(0, ioctl(self->vcpu, TRAPVM_SET_SREGS, &s));
+	memset(&s, 0, sizeof(s));
+	ASSERT_EQ(0, ioctl(self->vcpu, TRAPVM_GET_SREGS, &s));
+	EXPECT_EQ(1, s.cpl);
 
 	/* Real mode at reset values is valid too. */
 	memset(&s, 0, sizeof(s));

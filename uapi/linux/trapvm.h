@@ -110,7 +110,7 @@ struct trapvm_sregs {
 	__u64 cr0, cr2, cr3, cr4, cr8;
 	__u64 efer;
 	__u64 apic_base;
-	__u32 cpl;			/* virtual CPL: 0 or 3 */
+	__u32 cpl;			/* virtual CPL: 0..3 */
 	__u32 reserved[7];
 };
 

@@ -38,7 +38,7 @@ struct trapvm_cpu {
 	u64 rip;
 	u64 rflags;		/* virtual: IF, IOPL, ... as the guest sees them */
 
-	u8 cpl;			/* virtual CPL: 0 or 3 */
+	u8 cpl;			/* virtual CPL: 0..3 (mostly 0 or 3) */
 	u8 interrupt_shadow;	/* STI / MOV SS shadow for the next instruction */
 	u8 halted;
 	u8 shutdown;		/* triple fault happened */
