@@ -460,6 +460,14 @@ static int emu_group7_mem(struct emu *e)
 		r = emu_read(e, seg, ea, buf, 2 + blen);
 		if (r)
 			return r;
+		/*
+		 * A non-canonical base in 64-bit mode is #GP(0).  SET_SREGS
+		 * refuses one (as VM entry does on VT-x), so taking it here
+		 * would leave a state userspace cannot save and restore.
+		 */
+		if (insn->mode == TRAPVM_MODE_64 &&
+		    !trapvm_is_canonical(cpu, get_le(buf + 2, 8)))
+			return emu_gp(e, 0);
 		dt = (insn->reg & 7) == 3 ? &cpu->idtr : &cpu->gdtr;
 		dt->limit = get_le(buf, 2);
 		dt->base = get_le(buf + 2, blen);

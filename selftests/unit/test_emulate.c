@@ -400,6 +400,18 @@ static void test_lgdt_sgdt(void)
 	EXPECT_EQ(CPU.cr2, 0x900000);
 	EXPECT_EQ(CPU.gdtr.base, H_GDT);
 
+	/* LIDT of a non-canonical base in 64-bit mode: #GP(0), no change */
+	setup();
+	buf[0] = 0xff;
+	buf[1] = 0x0f;
+	memcpy(buf + 2, &(u64){ 0x0000800000001000ULL }, 8);
+	h_put(&H, H_KDATA, buf, 10);
+	CPU.gpr[GPR_RAX] = H_KDATA;
+	start = CPU.rip;
+	run("0f 01 18");			/* lidt [rax] */
+	EXPECT_GP0();
+	EXPECT_EQ(CPU.idtr.base, H_IDT);
+
 	/* LGDT at CPL3: #GP(0) */
 	setup_user();
 	CPU.gpr[GPR_RAX] = H_UDATA;
