@@ -213,6 +213,12 @@ sw_from_kernel:
 	 * Inside the switcher (CPL0).  NMI: remember it for the host and
 	 * go on.  #DB/#MC: note them.  Anything else is a switcher bug or
 	 * a bad guest RIP/RSP on IRETQ: go back to the host and say so.
+	 *
+	 * While TR is the host's (just after LIDT on entry, just after LTR
+	 * on exit) this frame is on the host's own IST stack.  Our pushes
+	 * land where Linux's NMI entry keeps its "NMI executing" word (the
+	 * second slot below the hardware frame): we leave the vector there,
+	 * 2, never the 1 that would make the next host NMI think it nests.
 	 */
 	cmpq	$2, F_VEC(%rsp)
 	jne	1f
