@@ -36,6 +36,13 @@ uint64_t mmu_entry_gpa(struct tvm *vm, uint64_t cr3, uint64_t gva,
 unsigned int mmu_maxphyaddr(void);
 bool mmu_has_1g(void);
 
+/*
+ * The host's kernel log: a mark, then "no splat and no trapvm vCPU
+ * diagnostic since the mark" (only this test's own doing).
+ */
+long long mmu_host_log_mark(void);
+bool mmu_host_clean_since(long long mark, char *why, size_t len);
+
 /* Guest side. */
 static inline void mmu_invlpg(uint64_t va)
 {
