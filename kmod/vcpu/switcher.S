@@ -87,8 +87,8 @@ SYM_FUNC_START(trapvm_sw_enter)
 	movq	%rdx, %cr4
 	movq	SWD_TRANSIT_CR3(%rdi), %rax
 	movq	%rax, %cr3
-	ANNOTATE_RETPOLINE_SAFE
-	jmp	*%rsi
+	/* The transit root maps the kernel: a retpoline still works here. */
+	JMP_NOSPEC rsi
 SYM_FUNC_END(trapvm_sw_enter)
 
 /*
@@ -291,6 +291,11 @@ sw_exit:
 	movq	SWH_CR4(%rbx), %r13
 	movq	SWH_RSP(%rbx), %rsp
 	movq	SWH_RET(%rbx), %rax
+	/*
+	 * Module text is out of rel32 reach from the hole, and a retpoline
+	 * thunk cannot be called from copied code: a plain indirect jump
+	 * to the one fixed target (see world-switch.rst, known limits).
+	 */
 	ANNOTATE_RETPOLINE_SAFE
 	jmp	*%rax
 
