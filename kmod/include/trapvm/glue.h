@@ -34,9 +34,6 @@ typedef int64_t s64;
 #define BIT_ULL(n)	(1ULL << (n))
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define fallthrough	__attribute__((__fallthrough__))
-#ifndef __always_inline
-#define __always_inline	inline __attribute__((__always_inline__))
-#endif
 #endif /* __KERNEL__ */
 
 #endif /* _TRAPVM_GLUE_H */
