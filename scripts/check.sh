@@ -19,7 +19,8 @@
 #
 # Env: CHECK_PHASES (space-separated subset, default all),
 #      CHECK_CONFIGS (default "default la57 pti"),
-#      CHECK_BOOT_TIMEOUT (seconds per test-host boot, default 900).
+#      CHECK_BOOT_TIMEOUT (seconds per test-host boot, default 900),
+#      CHECK_JOBS (test-host boots at a time; default: CPUs / 2).
 
 set -uo pipefail
 
@@ -186,47 +187,77 @@ host_phase() {
 	return $rc
 }
 
-# One boot per configuration, each running every in-VM test.
-in_host_phase() {
-	local cfg opts name f rc rundir t
-	for cfg in $configs; do
-		case $cfg in
-		default) opts=() ;;
-		la57) opts=(--la57) ;;
-		pti) opts=(--pti) ;;
-		*) opts=() ;;
+# boot_config CFG: one test-host boot running every in-VM test in
+# configuration CFG.  The TAP ends up in $out/in-host-CFG.tap, the runner's
+# status in $out/in-host-CFG.rc; run-in-host.sh's TAP is relayed to stdout
+# as it comes.
+boot_config() {
+	local cfg=$1 opts name rundir f=$out/in-host-$1.tap rc t
+	case $cfg in
+	default) opts=() ;;
+	la57) opts=(--la57) ;;
+	pti) opts=(--pti) ;;
+	*) opts=() ;;
+	esac
+	name=check-$(date +%Y%m%d-%H%M%S)-$$-$cfg
+	rundir=build/testhost/runs/$name
+	echo "# ===== in-host: $cfg (tools/testhost/run --smp 2${opts[*]:+ ${opts[*]}}) ====="
+	t=$(date +%s)
+	tools/testhost/run --run-name "$name" --timeout "$boot_timeout" \
+		--smp 2 "${opts[@]}" --env TESTHOST_CONFIG="$cfg" \
+		-- selftests/run-in-host.sh 2> "$out/in-host-$cfg.err"
+	rc=$?
+	# The TAP file in the results share is authoritative.
+	if [ -f "$rundir/results/tap" ]; then
+		cp "$rundir/results/tap" "$f"
+	else
+		: > "$f"
+	fi
+	{
+		sed 's/^/# /' "$out/in-host-$cfg.err" | tail -n 40
+		case $rc in
+		0) ;;
+		122 | 123 | 124 | 125)
+			echo "not ok - in-host $cfg: $(grep -h \
+				'^testhost: \(FAIL\|error\)' \
+				"$out/in-host-$cfg.err" | tail -n1)" ;;
+		*)
+			grep -q '^not ok' "$f" ||
+				echo "not ok - in-host $cfg: runner exit $rc" ;;
 		esac
-		name=check-$(date +%Y%m%d-%H%M%S)-$$-$cfg
-		rundir=build/testhost/runs/$name
-		f=$out/in-host-$cfg.tap
-		echo "# ===== in-host: $cfg (tools/testhost/run --smp 2${opts[*]:+ ${opts[*]}}) ====="
-		t=$(date +%s)
-		# Live progress: the runner relays run-in-host.sh's TAP.
-		tools/testhost/run --run-name "$name" --timeout "$boot_timeout" \
-			--smp 2 "${opts[@]}" --env TESTHOST_CONFIG="$cfg" \
-			-- selftests/run-in-host.sh 2> "$out/in-host-$cfg.err"
-		rc=$?
-		# The TAP file in the results share is authoritative.
-		if [ -f "$rundir/results/tap" ]; then
-			cp "$rundir/results/tap" "$f"
-		else
-			: > "$f"
+	} | tee -a "$f"
+	echo "# in-host $cfg took $(( $(date +%s) - t )) s"
+}
+
+# One boot per configuration.  TCG is CPU-bound and each boot has two
+# vCPUs, so boots run side by side only when there are at least two CPUs
+# per boot (CHECK_JOBS overrides); their output is then shown per boot, at
+# the end, instead of live.
+in_host_phase() {
+	local cfg ncfg jobs running=0
+	ncfg=$(echo $configs | wc -w)
+	jobs=${CHECK_JOBS:-$(( $(nproc) / 2 ))}
+	[ "$jobs" -ge 1 ] || jobs=1
+	if [ "$jobs" -le 1 ] || [ "$ncfg" -le 1 ]; then
+		for cfg in $configs; do
+			boot_config "$cfg"
+			count "$out/in-host-$cfg.tap"
+		done
+		return
+	fi
+	echo "# ===== in-host: $ncfg configurations, $jobs at a time ====="
+	for cfg in $configs; do
+		if [ "$running" -ge "$jobs" ]; then
+			wait -n
+			running=$((running - 1))
 		fi
-		{
-			sed 's/^/# /' "$out/in-host-$cfg.err" | tail -n 40
-			case $rc in
-			0) ;;
-			122 | 123 | 124 | 125)
-				echo "not ok - in-host $cfg: $(grep -h \
-					'^testhost: \(FAIL\|error\)' \
-					"$out/in-host-$cfg.err" | tail -n1)" ;;
-			*)
-				grep -q '^not ok' "$f" ||
-					echo "not ok - in-host $cfg: runner exit $rc" ;;
-			esac
-		} | tee -a "$f"
-		count "$f"
-		echo "# in-host $cfg took $(( $(date +%s) - t )) s"
+		boot_config "$cfg" > "$out/in-host-$cfg.live" 2>&1 &
+		running=$((running + 1))
+	done
+	wait
+	for cfg in $configs; do
+		cat "$out/in-host-$cfg.live"
+		count "$out/in-host-$cfg.tap"
 	done
 }
 
