@@ -642,6 +642,9 @@ static int run_cases(struct __test_metadata *_metadata, struct gen *g,
 
 		if (cmd == UCALL_SYNC) {
 			last = uc.args[0];
+			/* Small chunks are for debugging: show each one. */
+			if (oc.chunk < 16 && last <= g->n && last)
+				print_case(&g->c[last - 1], "done");
 			continue;
 		}
 		if (cmd != UCALL_DONE) {
