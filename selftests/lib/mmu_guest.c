@@ -12,6 +12,10 @@
 
 #include "mmu_guest.h"
 
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
+
 extern const char __executable_start[], _end[];
 
 volatile struct mmu_fault mmu_fault;
@@ -50,49 +54,49 @@ void mmu_guest_install_catcher(void)
  * which is supervisor-only here.
  */
 asm(".text\n"
-    ".globl mmu_k_read\nmmu_k_read:\n"
-    "	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
-    "	movzbl (%rdi), %eax\n1:	ret\n"
-    ".globl mmu_k_write\nmmu_k_write:\n"
-    "	leaq 1f(%rip), %rcx\n	movb %sil, (%rdi)\n1:	ret\n"
-    ".globl mmu_k_fetch\nmmu_k_fetch:\n"
-    "	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
-    "	jmp *%rdi\n1:	ret\n"
-    ".globl mmu_k_read_ac\nmmu_k_read_ac:\n"
-    "	stac\n	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
-    "	movzbl (%rdi), %eax\n1:	clac\n	ret\n"
-    ".globl mmu_k_write_ac\nmmu_k_write_ac:\n"
-    "	stac\n	leaq 1f(%rip), %rcx\n	movb %sil, (%rdi)\n"
-    "1:	clac\n	ret\n"
-    ".globl mmu_k_fetch_ac\nmmu_k_fetch_ac:\n"
-    "	stac\n	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
-    "	jmp *%rdi\n1:	clac\n	ret\n"
-    ".globl mmu_k_read64\nmmu_k_read64:\n"
-    "	leaq 1f(%rip), %rcx\n	xorl %eax, %eax\n"
-    "	movq (%rdi), %rax\n1:	ret\n"
-    ".globl mmu_k_write64\nmmu_k_write64:\n"
-    "	leaq 1f(%rip), %rcx\n	movq %rsi, (%rdi)\n1:	ret\n"
-    ".globl mmu_user_call\nmmu_user_call:\n"
-    "	pushq %rbx\n	pushq %rbp\n	pushq %r12\n	pushq %r13\n"
-    "	pushq %r14\n	pushq %r15\n"
-    "	movq %rsp, guest_user_kernel_rsp(%rip)\n"
-    "	pushq $0x2b\n	pushq $0x1f0000\n	pushq $0x2\n"
-    "	pushq $0x33\n	pushq %rdi\n"
-    "	movq %rsi, %rdi\n	movq %rdx, %rsi\n	iretq\n"
-    ".pushsection .text.mmu_user, \"ax\"\n"
-    ".balign 4096\n"
-    ".globl mmu_user_page\nmmu_user_page:\n"
-    ".globl mmu_u_read\nmmu_u_read:\n"
-    "	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
-    "	movzbl (%rdi), %eax\n1:	int $0x81\n	ud2\n"
-    ".globl mmu_u_write\nmmu_u_write:\n"
-    "	leaq 1f(%rip), %rcx\n	movb %sil, (%rdi)\n"
-    "1:	int $0x81\n	ud2\n"
-    ".globl mmu_u_fetch\nmmu_u_fetch:\n"
-    "	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
-    "	jmp *%rdi\n1:	int $0x81\n	ud2\n"
-    ".balign 4096, 0xcc\n"
-    ".popsection\n");
+	".globl mmu_k_read\nmmu_k_read:\n"
+	"	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
+	"	movzbl (%rdi), %eax\n1:	ret\n"
+	".globl mmu_k_write\nmmu_k_write:\n"
+	"	leaq 1f(%rip), %rcx\n	movb %sil, (%rdi)\n1:	ret\n"
+	".globl mmu_k_fetch\nmmu_k_fetch:\n"
+	"	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
+	"	jmp *%rdi\n1:	ret\n"
+	".globl mmu_k_read_ac\nmmu_k_read_ac:\n"
+	"	stac\n	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
+	"	movzbl (%rdi), %eax\n1:	clac\n	ret\n"
+	".globl mmu_k_write_ac\nmmu_k_write_ac:\n"
+	"	stac\n	leaq 1f(%rip), %rcx\n	movb %sil, (%rdi)\n"
+	"1:	clac\n	ret\n"
+	".globl mmu_k_fetch_ac\nmmu_k_fetch_ac:\n"
+	"	stac\n	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
+	"	jmp *%rdi\n1:	clac\n	ret\n"
+	".globl mmu_k_read64\nmmu_k_read64:\n"
+	"	leaq 1f(%rip), %rcx\n	xorl %eax, %eax\n"
+	"	movq (%rdi), %rax\n1:	ret\n"
+	".globl mmu_k_write64\nmmu_k_write64:\n"
+	"	leaq 1f(%rip), %rcx\n	movq %rsi, (%rdi)\n1:	ret\n"
+	".globl mmu_user_call\nmmu_user_call:\n"
+	"	pushq %rbx\n	pushq %rbp\n	pushq %r12\n	pushq %r13\n"
+	"	pushq %r14\n	pushq %r15\n"
+	"	movq %rsp, guest_user_kernel_rsp(%rip)\n"
+	"	pushq $0x2b\n	pushq $0x1f0000\n	pushq $0x2\n"
+	"	pushq $0x33\n	pushq %rdi\n"
+	"	movq %rsi, %rdi\n	movq %rdx, %rsi\n	iretq\n"
+	".pushsection .text.mmu_user, \"ax\"\n"
+	".balign 4096\n"
+	".globl mmu_user_page\nmmu_user_page:\n"
+	".globl mmu_u_read\nmmu_u_read:\n"
+	"	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
+	"	movzbl (%rdi), %eax\n1:	int $0x81\n	ud2\n"
+	".globl mmu_u_write\nmmu_u_write:\n"
+	"	leaq 1f(%rip), %rcx\n	movb %sil, (%rdi)\n"
+	"1:	int $0x81\n	ud2\n"
+	".globl mmu_u_fetch\nmmu_u_fetch:\n"
+	"	leaq 1f(%rip), %rcx\n	movl $0x1ff, %eax\n"
+	"	jmp *%rdi\n1:	int $0x81\n	ud2\n"
+	".balign 4096, 0xcc\n"
+	".popsection\n");
 
 /* ---- test side ---- */
 
@@ -191,7 +195,7 @@ static long long kmsg_scan(long long mark, char *why, size_t len)
 			last = seq;
 		if (seq <= mark || !why)
 			continue;
-		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		for (i = 0; i < ARRAY_SIZE(bad); i++)
 			if (strstr(buf, bad[i])) {
 				snprintf(why, len, "%s", buf);
 				close(fd);

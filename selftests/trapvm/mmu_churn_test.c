@@ -115,23 +115,24 @@ static void reload_cr3(void)
 /* What the guest mapped at @va: page index or -1, and writable. */
 static int64_t expect(uint64_t va, bool *rw)
 {
+	uint64_t i, j;
+
 	if (va < LARGE_VA) {
 		uint64_t s = (va - WIN_VA) >> 12;
 
 		*rw = win_rw[s];
 		return win_page[s];
-	} else {
-		uint64_t j = (va - LARGE_VA) >> 21, i = (va >> 12) & 511;
-
-		*rw = true;
-		if (large_mode[j] == 1)
-			return large_region[j] * 512 + i;
-		if (large_mode[j] == 2) {
-			*rw = lpt_rw[j][i];
-			return lpt_page[j][i];
-		}
-		return -1;
 	}
+	j = (va - LARGE_VA) >> 21;
+	i = (va >> 12) & 511;
+	*rw = true;
+	if (large_mode[j] == 1)
+		return large_region[j] * 512 + i;
+	if (large_mode[j] == 2) {
+		*rw = lpt_rw[j][i];
+		return lpt_page[j][i];
+	}
+	return -1;
 }
 
 /* One access to @va, checked against expect(). */
@@ -268,8 +269,8 @@ static void guest_churn(uint64_t unused)
 		for (i = 0; i < 512; i++)
 			lpt_page[j][i] = -1;
 	for (op = 0; op < ch.ops; op++) {
-		uint64_t r = rnd(), k = r % 100;
-		r = rnd();
+		uint64_t k = rnd() % 100, r = rnd();
+
 		if (k < 30) {
 			op_window(op, r);
 		} else if (k < 40) {

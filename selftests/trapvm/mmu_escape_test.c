@@ -273,7 +273,7 @@ TEST_F_TIMEOUT(escape, beyond_ram, 300)
 
 	stopped_outside = 0;
 
-	for (i = 0; i < sizeof(p) / sizeof(p[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(p); i++)
 		for (w = 0; w < 2; w++)
 			fails += probe(_metadata, p[i].what, p[i].off,
 				       p[i].level, w);
@@ -346,7 +346,7 @@ TEST_F_TIMEOUT(escape, gib_over_all, 300)
 
 	stopped_outside = 0;
 
-	for (i = 0; i < sizeof(gib) / sizeof(gib[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(gib); i++) {
 		struct tvm *vm = tvm_create(RAM_SIZE);
 		uint64_t *pdpt, j, va;
 		struct outcome o;

@@ -448,6 +448,24 @@ static void add(struct gen *g, const uint64_t *e, int nlev, unsigned int cfg,
 
 #define PERMISSIVE	(F_P | F_RW | F_US)
 
+/* Set C: R/W, U/S, XD (all 64 combinations) at levels l and l2. */
+static void gen_pair(struct gen *g, int nlev, int l, int l2,
+		     unsigned int ncfg)
+{
+	unsigned int f, ci;
+	uint64_t e[4];
+	int i;
+
+	for (f = 0; f < 64; f++)
+		for (ci = 0; ci < ncfg; ci++) {
+			for (i = 0; i < nlev; i++)
+				e[i] = entry(g, i, nlev, F_P, 0);
+			e[l] = entry(g, l, nlev, F_P | ((f & 7) << 1), 0);
+			e[l2] = entry(g, l2, nlev, F_P | ((f >> 3) << 1), 0);
+			add(g, e, nlev, g->full ? ci : cfg4[ci], 2);
+		}
+}
+
 static void gen_all(struct gen *g)
 {
 	static const uint64_t special[] = {
@@ -456,7 +474,7 @@ static void gen_all(struct gen *g)
 		1ULL << 13, 1ULL << 20, 1ULL << 29,
 	};
 	unsigned int nsizes = have_1g ? 3 : 2;
-	unsigned int s, l, l2, f, f2, ci, si;
+	unsigned int s, l, l2, f, ci, si;
 	uint64_t e[4];
 
 	for (s = 0; s < nsizes; s++) {
@@ -488,17 +506,7 @@ static void gen_all(struct gen *g)
 		/* C: R/W, U/S, XD at every pair of levels. */
 		for (l = 0; l < nlev; l++)
 			for (l2 = l + 1; l2 < nlev; l2++)
-				for (f = 0; f < 8; f++)
-					for (f2 = 0; f2 < 8; f2++)
-						for (ci = 0; ci < ncfg; ci++) {
-							unsigned int i;
-
-							for (i = 0; i < nlev; i++)
-								e[i] = entry(g, i, nlev, F_P, 0);
-							e[l] |= entry(g, l, nlev, F_P | (f << 1), 0);
-							e[l2] |= entry(g, l2, nlev, F_P | (f2 << 1), 0);
-							add(g, e, nlev, g->full ? ci : cfg4[ci], 2);
-						}
+				gen_pair(g, nlev, l, l2, ncfg);
 		/* D: the other reserved and ignored bits. */
 		for (l = 0; l < nlev; l++)
 			for (si = 0; si < sizeof(special) / 8; si++) {

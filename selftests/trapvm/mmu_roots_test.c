@@ -176,8 +176,8 @@ TEST_F_TIMEOUT(roots, round_robin_64, 600)
 	       (unsigned long long)t0 / 1000000,
 	       (unsigned long long)rt.loads, (unsigned long long)rt.checks,
 	       (unsigned long long)rt.remaps);
-#define D(s) (unsigned long long)(a.count[TRAPVM_STAT_##s] - \
-				  b.count[TRAPVM_STAT_##s])
+#define D(s) ((unsigned long long)(a.count[TRAPVM_STAT_##s] - \
+				   b.count[TRAPVM_STAT_##s]))
 	printf("# module: mmu_cr3_loads %llu, mmu_root_cache_hits %llu, mmu_root_cache_misses %llu, mmu_hidden_faults %llu, mmu_shadow_pages_created %llu, mmu_shadow_pages_zapped %llu, mmu_pt_writes_emulated %llu\n",
 	       D(MMU_CR3_LOADS), D(MMU_ROOT_HIT), D(MMU_ROOT_MISS),
 	       D(MMU_HIDDEN_PF), D(MMU_SHADOW_ALLOC), D(MMU_SHADOW_FREE),
