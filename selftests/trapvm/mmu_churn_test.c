@@ -309,7 +309,7 @@ static uint64_t env_u64(const char *name, uint64_t def)
 	return v && *v ? strtoull(v, NULL, 0) : def;
 }
 
-TEST_F_TIMEOUT(churn, random, 600)
+TEST_F_TIMEOUT(churn, random, 300)
 {
 	static struct trapvm_vcpu_stats st;
 	struct tvm *vm = tvm_create(32 * TVM_MiB);

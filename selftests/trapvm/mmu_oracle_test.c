@@ -679,7 +679,7 @@ static int run_cases(struct __test_metadata *_metadata, struct gen *g,
 	return ret;
 }
 
-TEST_F_TIMEOUT(oracle, matrix, 600)
+TEST_F_TIMEOUT(oracle, matrix, 300)
 {
 	struct gen g = { .full = env_set("MMU_ORACLE_FULL") };
 	uint64_t mismatches = 0;
@@ -691,7 +691,7 @@ TEST_F_TIMEOUT(oracle, matrix, 600)
 	free(g.c);
 }
 
-TEST_F_TIMEOUT(oracle, kernel_fetch_user_page_smap, 300)
+TEST_F_TIMEOUT(oracle, kernel_fetch_user_page_smap, 120)
 {
 	struct gen g = { .full = true, .smap_fetch_only = true };
 	uint64_t mismatches = 0;

@@ -114,7 +114,7 @@ FIXTURE_TEARDOWN(roots)
 {
 }
 
-TEST_F_TIMEOUT(roots, round_robin_64, 600)
+TEST_F_TIMEOUT(roots, round_robin_64, 180)
 {
 	static struct trapvm_vcpu_stats b, a;
 	struct tvm *vm = tvm_create(32 * TVM_MiB);
