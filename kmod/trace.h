@@ -144,6 +144,144 @@ TRACE_EVENT(trapvm_inject,
 		  __entry->external ? " external" : "")
 );
 
+/*
+ * Shadow MMU (kmod/shadow/): a guest #PF the MMU handled.  result: 0
+ * hidden (filled), 1 injected into the guest, 2 emulated, 3 MMIO, else
+ * GP/KILL (enum trapvm_mmu_fault_result + ...); cost in TSC cycles.
+ */
+TRACE_EVENT(trapvm_mmu_fault,
+	TP_PROTO(u32 vcpu_id, u64 gva, u64 gpa, u32 hw_error, u32 guest_error,
+		 u32 result, u64 cost),
+	TP_ARGS(vcpu_id, gva, gpa, hw_error, guest_error, result, cost),
+
+	TP_STRUCT__entry(
+		__field(u32, vcpu_id)
+		__field(u32, hw_error)
+		__field(u32, guest_error)
+		__field(u32, result)
+		__field(u64, gva)
+		__field(u64, gfn)
+		__field(u64, cost)
+	),
+
+	TP_fast_assign(
+		__entry->vcpu_id = vcpu_id;
+		__entry->hw_error = hw_error;
+		__entry->guest_error = guest_error;
+		__entry->result = result;
+		__entry->gva = gva;
+		__entry->gfn = gpa >> 12;
+		__entry->cost = cost;
+	),
+
+	TP_printk("vcpu %u gva %#llx gfn %#llx hw_error %#x result %u guest_error %#x cost %llu",
+		  __entry->vcpu_id, __entry->gva, __entry->gfn,
+		  __entry->hw_error, __entry->result, __entry->guest_error,
+		  __entry->cost)
+);
+
+/*
+ * A shadow page created (event 0), zapped (1), unshadowed after an
+ * unemulatable write (2), for write flooding (3), or reclaimed (4).
+ */
+TRACE_EVENT(trapvm_mmu_sp,
+	TP_PROTO(u32 vcpu_id, u32 event, u64 gfn, u32 level, u32 role),
+	TP_ARGS(vcpu_id, event, gfn, level, role),
+
+	TP_STRUCT__entry(
+		__field(u32, vcpu_id)
+		__field(u32, event)
+		__field(u32, level)
+		__field(u32, role)
+		__field(u64, gfn)
+	),
+
+	TP_fast_assign(
+		__entry->vcpu_id = vcpu_id;
+		__entry->event = event;
+		__entry->level = level;
+		__entry->role = role;
+		__entry->gfn = gfn;
+	),
+
+	TP_printk("vcpu %u %s gfn %#llx level %u role %#x",
+		  __entry->vcpu_id,
+		  __print_symbolic(__entry->event, { 0, "create" },
+				   { 1, "zap" }, { 2, "unshadow" },
+				   { 3, "flood" }, { 4, "reclaim" }),
+		  __entry->gfn, __entry->level, __entry->role)
+);
+
+/* An emulated guest write to one of its page tables. */
+TRACE_EVENT(trapvm_mmu_pt_write,
+	TP_PROTO(u32 vcpu_id, u64 gpa, u64 value, u32 zapped),
+	TP_ARGS(vcpu_id, gpa, value, zapped),
+
+	TP_STRUCT__entry(
+		__field(u32, vcpu_id)
+		__field(u32, zapped)
+		__field(u64, gpa)
+		__field(u64, value)
+	),
+
+	TP_fast_assign(
+		__entry->vcpu_id = vcpu_id;
+		__entry->zapped = zapped;
+		__entry->gpa = gpa;
+		__entry->value = value;
+	),
+
+	TP_printk("vcpu %u gpa %#llx value %#llx zapped %u",
+		  __entry->vcpu_id, __entry->gpa, __entry->value,
+		  __entry->zapped)
+);
+
+/* A root switch: the guest CR3's gfn, the view, root-cache hit or miss. */
+TRACE_EVENT(trapvm_mmu_root,
+	TP_PROTO(u32 vcpu_id, u64 gfn, u32 view, bool hit),
+	TP_ARGS(vcpu_id, gfn, view, hit),
+
+	TP_STRUCT__entry(
+		__field(u32, vcpu_id)
+		__field(u32, view)
+		__field(bool, hit)
+		__field(u64, gfn)
+	),
+
+	TP_fast_assign(
+		__entry->vcpu_id = vcpu_id;
+		__entry->view = view;
+		__entry->hit = hit;
+		__entry->gfn = gfn;
+	),
+
+	TP_printk("vcpu %u cr3 gfn %#llx view %u %s", __entry->vcpu_id,
+		  __entry->gfn, __entry->view, __entry->hit ? "hit" : "miss")
+);
+
+/* Reclaim at the shadow cap: shadow pages zapped, pages before/after. */
+TRACE_EVENT(trapvm_mmu_reclaim,
+	TP_PROTO(u32 vcpu_id, u64 zapped, u64 before, u64 after),
+	TP_ARGS(vcpu_id, zapped, before, after),
+
+	TP_STRUCT__entry(
+		__field(u32, vcpu_id)
+		__field(u64, zapped)
+		__field(u64, before)
+		__field(u64, after)
+	),
+
+	TP_fast_assign(
+		__entry->vcpu_id = vcpu_id;
+		__entry->zapped = zapped;
+		__entry->before = before;
+		__entry->after = after;
+	),
+
+	TP_printk("vcpu %u zapped %llu pages %llu -> %llu", __entry->vcpu_id,
+		  __entry->zapped, __entry->before, __entry->after)
+);
+
 #endif /* _TRAPVM_TRACE_H */
 
 /* This part must be outside the include guard. */

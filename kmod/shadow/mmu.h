@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * trapvm shadow MMU, first version: the shadow page tables are a TLB.
+ * trapvm shadow MMU: the interface the rest of the module uses.
  *
  * The guest (virtual CPL0 and CPL3 alike) runs at hardware CPL3 with CR3
- * pointing at a shadow root built here.  Shadow leaves are filled on
- * demand from the guest's own 4-level tables (walk.c): a hardware #PF
- * that the guest's translation permits is a "hidden" fault, fixed here and
- * never seen by the guest; one it does not permit is injected as the #PF
- * the guest's tables give.  Without write tracking the shadow may be stale
- * exactly as a TLB may be: it is dropped when the guest loads CR3 or
- * changes paging modes, and INVLPG drops what the SDM says it invalidates.
+ * pointing at a shadow root built here.  Shadow pages are cached per
+ * (guest table gfn, role); every guest page table is write-protected in
+ * the shadow and the guest's writes to it are emulated and keep the
+ * shadow in sync, so guest CR3 loads switch between cached roots.  A
+ * hardware #PF that the guest's translation permits is a "hidden" fault,
+ * fixed here and never seen by the guest; one it does not permit is
+ * injected as the #PF the guest's tables give.  See
+ * Documentation/shadow-mmu.rst and mmu_internal.h.
  *
  * Views.  Both guest modes run at CPL3, so hardware U/S cannot separate
- * them: each vCPU has one shadow root per view (enum trapvm_view in
+ * them: the role of a shadow page includes the view (enum trapvm_view in
  * <trapvm/walk.h>): guest user mode (only guest user pages), guest kernel
  * mode with SMAP closed, guest kernel mode with SMAP open (SMAP off or
  * RFLAGS.AC = 1).  The kernel views map guest supervisor pages
@@ -31,9 +32,9 @@
  *
  * What a shadow leaf holds: the host page backing the guest frame (a page
  * reference is held per leaf), P, U/S = 1, R/W only if the guest's view
- * may write and the guest's D flag is set, NX if the view may not fetch.
- * Guest 2 MiB and 1 GiB pages are shadowed with 4 KiB leaves.  Nothing but
- * guest RAM pages is ever mapped.
+ * may write, the guest's D flag is set and the frame is not a guest page
+ * table, NX if the view may not fetch.  Guest 2 MiB and 1 GiB pages are
+ * shadowed with 4 KiB leaves.  Nothing but guest RAM pages is ever mapped.
  *
  * Hardware TLB: this code changes the shadow while the host CR3 is loaded;
  * the world switch must load the shadow CR3 without PCID no-flush on every
@@ -41,12 +42,14 @@
  *
  * Locking: every function here runs under vcpu->mutex (the RUN loop and
  * the register ioctls), except trapvm_mmu_request_zap() which may be
- * called from anywhere.  Everything may sleep (allocations, first touch
- * of guest memory) except trapvm_mmu_root() and trapvm_mmu_hole_slot().
+ * called from anywhere; the MMU is per vCPU.  Everything may sleep
+ * (allocations, first touch of guest memory) except trapvm_mmu_hole_slot().
  *
  * Counters (vcpu->stats): MMU_HIDDEN_PF, MMU_CR3_LOADS, MMU_INVLPG,
- * MMU_SHADOW_ALLOC, MMU_SHADOW_FREE.  Injected #PFs are counted (INJ_PF)
- * by the exception delivery code when they reach the guest.
+ * MMU_SHADOW_ALLOC/FREE/LIVE, MMU_PT_WRITES, MMU_FLOODED, MMU_UNSHADOWED,
+ * MMU_ROOT_HIT/MISS, MMU_RECLAIMED, MMU_HC_UPDATES.  Injected #PFs are
+ * counted (INJ_PF) by the exception delivery code when they reach the
+ * guest.
  */
 #ifndef _TRAPVM_SHADOW_MMU_H
 #define _TRAPVM_SHADOW_MMU_H
@@ -57,31 +60,7 @@
 #include <trapvm/emulate.h>	/* struct trapvm_fault */
 
 struct trapvm_vcpu;
-
-/* The shadow top level(s) of one view. */
-struct trapvm_shadow_root {
-	u64 *top;		/* the page CR3 points at: PML4, or PML5 */
-	/* [0] lower half, [1] upper half; both == top with 4-level paging */
-	u64 *pml4[2];
-};
-
-/*
- * Shadow table pages per vCPU (roots included) before the shadow is
- * dropped and rebuilt on demand: 16 MiB of tables, and the page
- * references their leaves hold, at most.
- */
-#define TRAPVM_MMU_MAX_PAGES	4096
-
-/* Per vCPU, at vcpu->mmu (allocated by trapvm_mmu_init()). */
-struct trapvm_vcpu_mmu {
-	struct trapvm_shadow_root roots[TRAPVM_NR_VIEWS];
-	enum trapvm_view cur;	/* the view of the last trapvm_mmu_root() */
-	bool la57;		/* host 5-level paging: roots are PML5s */
-	unsigned long nr_pages;	/* shadow table pages now, roots included */
-	u64 mmio_gpa;		/* of the last TRAPVM_MMU_FAULT_MMIO */
-	atomic_t zap_request;	/* trapvm_mmu_request_zap() */
-	u64 paging_key[4];	/* CR3 and paging bits the shadow is for */
-};
+struct trapvm_vcpu_mmu;
 
 /*
  * RESUME  fixed (or nothing to do): re-enter the guest.
@@ -108,10 +87,11 @@ enum trapvm_mmu_fault_result {
 };
 
 /*
- * Set up vcpu->mmu (the roots of every view) and free it.  Call init when
- * the vCPU is created (after vcpu->vm is set), destroy when it is freed;
- * destroy frees every shadow page and drops every page reference, and is
- * a no-op if init failed or never ran.  init returns 0 or -ENOMEM.
+ * Set up vcpu->mmu (and vcpu->vm->mmu with the first vCPU) and free it.
+ * Call init when the vCPU is created (after vcpu->vm is set, under
+ * vm->lock), destroy when it is freed (under vm->lock or when the VM is
+ * freed); destroy frees every shadow page and drops every page reference,
+ * and is a no-op if init failed or never ran.  init returns 0 or -ENOMEM.
  */
 int trapvm_mmu_init(struct trapvm_vcpu *vcpu);
 void trapvm_mmu_destroy(struct trapvm_vcpu *vcpu);
@@ -119,10 +99,10 @@ void trapvm_mmu_destroy(struct trapvm_vcpu *vcpu);
 /*
  * The hardware CR3 value to enter the guest with, for the current virtual
  * mode (vcpu->cpu.cpl, CR4.SMAP, RFLAGS.AC).  Call before every entry
- * (with interrupts on: it may free pages).  Drops the shadow first if a
- * zap was requested (trapvm_mmu_request_zap()) or if CR3 or a paging bit
- * of CR0/CR4/EFER differs from what the shadow was built for (userspace
- * SET_SREGS between runs).  Never fails.  Does not sleep.
+ * (with interrupts on: it may allocate and free pages).  Drops the shadow
+ * first if a zap was requested (trapvm_mmu_request_zap()).  Picks the
+ * cached root of the current CR3 and mode, or builds one.  Never fails:
+ * out of memory, it returns an empty root and the next fault says KILL.
  */
 phys_addr_t trapvm_mmu_root(struct trapvm_vcpu *vcpu);
 
@@ -151,23 +131,56 @@ enum trapvm_mmu_fault_result trapvm_mmu_page_fault(struct trapvm_vcpu *vcpu,
 						   struct trapvm_fault *inject);
 
 /* The guest-physical address of the last MMIO result. */
-static inline u64 trapvm_mmu_mmio_gpa(struct trapvm_vcpu_mmu *mmu)
-{
-	return mmu->mmio_gpa;
-}
-
-/* The guest loaded CR3 (with or without PCID no-flush): drop the shadow. */
-void trapvm_mmu_load_cr3(struct trapvm_vcpu *vcpu);
+u64 trapvm_mmu_mmio_gpa(struct trapvm_vcpu_mmu *mmu);
 
 /*
- * The guest executed INVLPG @gva: drop the shadow translation of @gva in
- * every view, the whole guest page if it came from a 2 MiB or 1 GiB guest
- * page.
+ * The guest loaded CR3 (with or without PCID no-flush).  Counted; the next
+ * trapvm_mmu_root() switches to the cached root of the new CR3.  (With
+ * more than one vCPU in the VM the shadow is dropped: see roots.c.)
  */
+void trapvm_mmu_load_cr3(struct trapvm_vcpu *vcpu);
+
+/* The guest executed INVLPG @gva: drop the shadow leaf of @gva. */
 void trapvm_mmu_invlpg(struct trapvm_vcpu *vcpu, u64 gva);
 
-/* CR0.PG/WP, CR4.PGE/PSE/PAE/SMEP/SMAP/PKE or EFER.NXE changed: drop. */
+/* CR0.PG/WP, CR4.PGE/PSE/PAE/SMEP/SMAP/PKE or EFER.NXE changed. */
 void trapvm_mmu_reset(struct trapvm_vcpu *vcpu);
+
+/*
+ * A RUN ioctl starts and ends.  If userspace changed the guest's RIP, RSP,
+ * CR3 or paging bits in between, it is setting up a new entry and may
+ * have written guest page tables through its mapping of guest RAM, unseen
+ * by write tracking: the shadow is dropped (cached roots stay, empty).
+ * A VMM that rewrites live guest page tables behind a running guest must
+ * do so together with such a register change.
+ */
+void trapvm_mmu_run_begin(struct trapvm_vcpu *vcpu);
+void trapvm_mmu_run_end(struct trapvm_vcpu *vcpu);
+
+/*
+ * The emulator could not perform the instruction behind the last #PF
+ * exit (TRAPVM_EMU_UNHANDLED) at @cr2.  If that fault was a write to a
+ * write-protected guest page table, the page is unshadowed and true is
+ * returned: re-execute the instruction, it will run natively now.
+ * False: the fault is the guest's.
+ */
+bool trapvm_mmu_unemulatable(struct trapvm_vcpu *vcpu, u64 cr2);
+
+/*
+ * TRAPVM_HC_MMU_UPDATE (<linux/trapvm_guest.h>): @count struct
+ * trapvm_mmu_update at guest-physical @list_gpa, each written as an
+ * emulated guest write would be.  Returns @count, or a negative errno
+ * and nothing written: -E2BIG (count > TRAPVM_MMU_UPDATE_MAX), -EINVAL
+ * (list or a pte_gpa not 8-byte aligned), -EFAULT (outside RAM).
+ */
+long trapvm_mmu_hc_update(struct trapvm_vcpu *vcpu, u64 list_gpa, u64 count);
+
+/*
+ * Write @len bytes at guest-physical @gpa (in RAM, within one page) as a
+ * guest write: a write to a guest page table updates the shadow.
+ */
+int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
+			  unsigned int len);
 
 /*
  * Ask for the whole shadow to be dropped before the next entry (e.g. the
@@ -199,7 +212,7 @@ int trapvm_mmu_fetch(struct trapvm_vcpu *vcpu, u64 gva, void *buf,
 		     unsigned int len, unsigned int access,
 		     struct trapvm_fault *f);
 
-/* Shadow table pages allocated by all vCPUs now (for leak tests). */
+/* Shadow pages (tables, rmap arrays, roots) of all vCPUs (leak tests). */
 long trapvm_mmu_total_pages(void);
 
 #endif /* _TRAPVM_SHADOW_MMU_H */

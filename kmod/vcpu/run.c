@@ -384,7 +384,7 @@ static int vcpu_emu_wrmsr(void *ctx, u32 msr, u64 val)
 
 static void vcpu_emu_cr3_load(void *ctx, u64 cr3, bool noflush)
 {
-	/* The shadow is a TLB without PCIDs: every CR3 load drops it. */
+	/* The next trapvm_mmu_root() picks the cached root of the new CR3. */
 	trapvm_mmu_load_cr3(ctx);
 }
 
@@ -524,6 +524,9 @@ static int vcpu_emulate(struct trapvm_vcpu *vcpu)
 		return vcpu_delivered(vcpu, st);
 	case TRAPVM_EMU_UNHANDLED:
 		/* Not privileged after all: the hardware fault stands. */
+		if (e->vector == X86_TRAP_PF &&
+		    trapvm_mmu_unemulatable(vcpu, e->cr2))
+			return 1;	/* a page table no more: retry */
 		if (e->vector == X86_TRAP_PF)
 			return vcpu_deliver(vcpu, X86_TRAP_PF, true,
 					    arch->pf_inject.error_code,
@@ -539,6 +542,13 @@ static int vcpu_emulate(struct trapvm_vcpu *vcpu)
 		/* The ABI version is the module's to tell (guest ABI). */
 		if (res->hypercall.nr == TRAPVM_HC_VERSION) {
 			vcpu->cpu.gpr[GPR_RAX] = TRAPVM_BOOT_VERSION;
+			return 1;
+		}
+		if (res->hypercall.nr == TRAPVM_HC_MMU_UPDATE) {
+			vcpu->cpu.gpr[GPR_RAX] =
+				trapvm_mmu_hc_update(vcpu,
+						     res->hypercall.args[0],
+						     res->hypercall.args[1]);
 			return 1;
 		}
 		vcpu->run->exit_reason = TRAPVM_EXIT_HYPERCALL;
@@ -744,7 +754,11 @@ static int vcpu_run_loop(struct trapvm_vcpu *vcpu)
 
 int trapvm_vcpu_run(struct trapvm_vcpu *vcpu)
 {
-	int ret = vcpu_run_loop(vcpu);
+	int ret;
+
+	trapvm_mmu_run_begin(vcpu);
+	ret = vcpu_run_loop(vcpu);
+	trapvm_mmu_run_end(vcpu);
 
 	vcpu_fill_run(vcpu);
 	return ret;

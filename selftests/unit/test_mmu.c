@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Unit test of the minimal shadow MMU (kmod/shadow/mmu.c), in userspace on
+ * Unit test of the shadow MMU (kmod/shadow/), in userspace on
  * the kernel shim in kshim/: guest page tables are built in fake guest
  * RAM, trapvm_mmu_page_fault() & co. are called as the world switch would,
  * and the resulting shadow tables are walked here and checked against
@@ -16,7 +16,8 @@
 #include <inttypes.h>
 #include <sys/mman.h>
 #include "kshim/kshim.h"
-#include "../../kmod/shadow/mmu.h"
+#include <linux/trapvm_guest.h>
+#include "../../kmod/shadow/mmu_internal.h"
 
 /* ------------------------------------------------------------------ */
 /* The shim's memory                                                   */
@@ -24,7 +25,7 @@
 unsigned char *kshim_arena;
 struct page kshim_pages[NR_ARENA_PAGES];
 long kshim_pages_used, kshim_bad_frees, kshim_warnings;
-int kshim_la57, kshim_fail_alloc;
+int kshim_la57, kshim_fail_alloc, kshim_fail_kmalloc;
 struct kshim_cpuinfo boot_cpu_data = { .x86_phys_bits = 40 };
 static unsigned int next_free;
 
@@ -278,7 +279,8 @@ static void tap(int ok, const char *name)
 
 static long roots_pages(void)
 {
-	return TRAPVM_NR_VIEWS * (kshim_la57 ? 3 : 1);
+	/* The empty root used when out of memory. */
+	return kshim_la57 ? 2 : 1;
 }
 
 /* Every guest page holds only the VM's own reference. */
@@ -344,6 +346,7 @@ static void test_init_destroy(void)
 /* A read then a write through a fresh 4K mapping: the D-bit dance. */
 static void test_hidden_faults(void)
 {
+	u64 wproot;
 	const u64 gva = 0x400123, gpa = 0x200000;
 	struct trapvm_fault f;
 	u64 root, leaf, ea;
@@ -382,18 +385,19 @@ static void test_hidden_faults(void)
 	CHECK(shadow_leaf(root, gva + 0x1000) == 0, "mapped anyway");
 	/* ... and with WP = 0 the guest kernel may write it. */
 	set_mode(0, 0, 0, true, false);
-	/* Entering with the new CR0 drops what WP = 1 built: as a TLB may. */
-	CHECK(trapvm_mmu_root(&vcpu) == root, "root moved");
-	CHECK(shadow_leaf(root, gva) == 0, "kept across CR0.WP");
+	/* CR0.WP is part of the role: another root; the WP = 1 one stays. */
+	wproot = trapvm_mmu_root(&vcpu);
+	CHECK(wproot != root, "same root for WP = 0");
+	CHECK(shadow_leaf(wproot, gva) == 0, "WP = 0 root not empty");
 	r = trapvm_mmu_page_fault(&vcpu, gva + 0x1000, HW_W | HW_U, &f);
 	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "WP=0 write: %d", r);
-	CHECK(shadow_leaf(root, gva + 0x1000) & RW,
+	CHECK(shadow_leaf(wproot, gva + 0x1000) & RW,
 	      "WP=0 write not mapped writable");
 	kernel_mode();
-	trapvm_mmu_root(&vcpu);
-	r = trapvm_mmu_page_fault(&vcpu, gva, HW_P | HW_W | HW_U, &f);
-	CHECK(r == TRAPVM_MMU_FAULT_RESUME && (shadow_leaf(root, gva) & RW),
-	      "refill after the mode change: %d", r);
+	CHECK(trapvm_mmu_root(&vcpu) == root, "WP = 1 root not cached");
+	CHECK((shadow_leaf(root, gva) & RW) &&
+	      !(shadow_leaf(root, gva + 0x1000) & RW),
+	      "cached WP = 1 root changed");
 
 	/* Not present: #PF with the guest's error code (kernel: U = 0). */
 	r = trapvm_mmu_page_fault(&vcpu, 0x7000000, HW_U | HW_I, &f);
@@ -503,7 +507,8 @@ static void test_views(void)
 static void test_invalidation(void)
 {
 	struct trapvm_fault f;
-	u64 root, ea;
+	u64 root, ea, other;
+	unsigned long nr_sp;
 	int ok = 1, r;
 
 	setup();
@@ -530,10 +535,16 @@ static void test_invalidation(void)
 	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
 	      (shadow_leaf(root, 0x401ff000) & ADDR) == host_pa_of(0x7ff000),
 	      "2M leaf %#" PRIx64, shadow_leaf(root, 0x401ff000));
-	trapvm_mmu_invlpg(&vcpu, 0x40123456);
-	CHECK(!shadow_leaf(root, 0x40000000) &&
-	      !shadow_leaf(root, 0x40001000) &&
-	      !shadow_leaf(root, 0x401ff000), "2M page not dropped");
+	/* Shared: another 2M guest page onto the same frames, same role. */
+	guest_map(0x40200000, 0x600000, 2, P | RW | A);
+	nr_sp = vcpu.mmu->nr_sp;
+	r = trapvm_mmu_page_fault(&vcpu, 0x40201000, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME && shadow_leaf(root, 0x40201000) &&
+	      vcpu.mmu->nr_sp == nr_sp, "direct shadow page not shared: %d",
+	      r);
+	trapvm_mmu_invlpg(&vcpu, 0x40001456);
+	CHECK(!shadow_leaf(root, 0x40001000) &&
+	      shadow_leaf(root, 0x401ff000), "INVLPG in a 2M page");
 	CHECK(shadow_leaf(root, 0x1001000) != 0, "4K page dropped by 2M");
 
 	/* 1G guest page (gpa 0: RAM is its first 16M). */
@@ -548,9 +559,9 @@ static void test_invalidation(void)
 	      trapvm_mmu_mmio_gpa(vcpu.mmu) == 0x12345678,
 	      "MMIO r %d gpa %#" PRIx64, r, trapvm_mmu_mmio_gpa(vcpu.mmu));
 	CHECK(shadow_leaf(root, 0x8012345678ULL) == 0, "MMIO mapped");
-	trapvm_mmu_invlpg(&vcpu, 0x803fffffffULL);
+	trapvm_mmu_invlpg(&vcpu, 0x8000003fffULL);
 	CHECK(!shadow_leaf(root, 0x8000003000ULL) &&
-	      !shadow_leaf(root, 0x8000a00000ULL), "1G page not dropped");
+	      shadow_leaf(root, 0x8000a00000ULL), "INVLPG in a 1G page");
 
 	/* Injected #PF drops the stale translation of that address. */
 	ea = guest_map(0x1002000, 0x502000, 1, P | RW | A | D);
@@ -561,38 +572,61 @@ static void test_invalidation(void)
 	CHECK(r == TRAPVM_MMU_FAULT_INJECT &&
 	      shadow_leaf(root, 0x1002000) == 0, "stale after #PF");
 
-	/* CR3 or a paging bit changed behind the MMU's back (SET_SREGS):
-	 * the next trapvm_mmu_root() drops the shadow.  Same state: kept.
+	/*
+	 * CR3 or a paging bit changed (emulated or SET_SREGS): another
+	 * root; back to the first state: its cached root, leaves intact.
 	 */
 	CHECK(trapvm_mmu_root(&vcpu) == root &&
 	      shadow_leaf(root, 0x1001000) != 0, "dropped for nothing");
 	vcpu.cpu.cr4 |= X86_CR4_SMEP;
-	trapvm_mmu_root(&vcpu);
-	CHECK(shadow_leaf(root, 0x1001000) == 0, "kept across CR4.SMEP");
+	other = trapvm_mmu_root(&vcpu);
+	CHECK(other != root && shadow_leaf(other, 0x1001000) == 0,
+	      "CR4.SMEP: same root");
 	trapvm_mmu_page_fault(&vcpu, 0x1001000, HW_U, &f);
-	CHECK(shadow_leaf(root, 0x1001000) != 0, "not refilled");
-	vcpu.cpu.cr3 = GUEST_CR3 | 0x8;	/* PWT: a different CR3 value */
-	trapvm_mmu_root(&vcpu);
-	CHECK(shadow_leaf(root, 0x1001000) == 0, "kept across a CR3 change");
+	CHECK(shadow_leaf(other, 0x1001000) != 0, "not filled");
 	kernel_mode();
-	trapvm_mmu_root(&vcpu);
-	trapvm_mmu_page_fault(&vcpu, 0x1001000, HW_U, &f);
+	vcpu.cpu.cr3 = GUEST_CR3 | 0x8;	/* PWT: the same table */
+	CHECK(trapvm_mmu_root(&vcpu) == root &&
+	      shadow_leaf(root, 0x1001000) != 0, "cached root lost");
 
-	/* CR3 load: everything but the roots goes. */
+	/* CR3 load: nothing to drop, write tracking keeps it exact. */
 	trapvm_mmu_load_cr3(&vcpu);
-	CHECK(shadow_leaf(root, 0x1001000) == 0, "CR3 load kept a leaf");
-	CHECK(trapvm_mmu_total_pages() == roots_pages(), "tables left: %ld",
-	      trapvm_mmu_total_pages());
-	CHECK(guest_refs_clean(), "page references left");
+	CHECK(trapvm_mmu_root(&vcpu) == root &&
+	      shadow_leaf(root, 0x1001000) != 0, "CR3 load dropped a leaf");
 	CHECK(vcpu.stats[TRAPVM_STAT_MMU_CR3_LOADS] == 1 &&
 	      vcpu.stats[TRAPVM_STAT_MMU_INVLPG] == 3, "counters");
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_ROOT_HIT] == 1 &&
+	      vcpu.stats[TRAPVM_STAT_MMU_ROOT_MISS] == 2,
+	      "root cache hits %llu misses %llu",
+	      (unsigned long long)vcpu.stats[TRAPVM_STAT_MMU_ROOT_HIT],
+	      (unsigned long long)vcpu.stats[TRAPVM_STAT_MMU_ROOT_MISS]);
+
+	/*
+	 * A RUN that resumes where the last one stopped keeps the shadow;
+	 * one after userspace moved the guest drops it.
+	 */
+	trapvm_mmu_run_end(&vcpu);
+	trapvm_mmu_run_begin(&vcpu);
+	CHECK(shadow_leaf(root, 0x1001000) != 0, "resumed RUN dropped it");
+	vcpu.cpu.rip += 0x10;
+	trapvm_mmu_run_begin(&vcpu);
+	CHECK(trapvm_mmu_root(&vcpu) == root &&
+	      shadow_leaf(root, 0x1001000) == 0, "new entry kept the shadow");
+	trapvm_mmu_page_fault(&vcpu, 0x1001000, HW_U, &f);
+
+	/* Several vCPUs: CR3 loads drop everything, as TLBs would. */
+	vm.nr_vcpus = 2;
+	trapvm_mmu_load_cr3(&vcpu);
+	vm.nr_vcpus = 0;
+	CHECK(shadow_leaf(root, 0x1001000) == 0, "shared CR3 load kept a leaf");
+	CHECK(guest_refs_clean(), "page references left");
 	CHECK(vcpu.stats[TRAPVM_STAT_MMU_SHADOW_ALLOC] -
 	      vcpu.stats[TRAPVM_STAT_MMU_SHADOW_FREE] ==
-	      (u64)roots_pages(), "alloc/free counters");
+	      (u64)(kshim_la57 ? 4 : 2), "alloc/free counters: roots only");
 
 	trapvm_mmu_destroy(&vcpu);
 	CHECK(trapvm_mmu_total_pages() == 0, "leak");
-	tap(ok, "INVLPG of 4K/2M/1G guest pages, drops by #PF and MOV CR3, MMIO");
+	tap(ok, "INVLPG, shared direct pages, #PF, cached roots across CR3/CR4, MMIO");
 }
 
 /* The hole is never filled, and its slot is left alone. */
@@ -734,6 +768,35 @@ static void test_gva_access(void)
  */
 #define CHURN_PAGES	64
 
+/*
+ * The guest changes the entry at @ea: emulated (through the write
+ * tracking, no INVLPG needed) or behind the MMU's back, then INVLPG.
+ */
+static void churn_write(u64 ea, u64 v, u64 gva, bool emulated)
+{
+	if (emulated) {
+		trapvm_mmu_write_phys(&vcpu, ea, &v, 8);
+	} else {
+		gwrite64(ea, v);
+		trapvm_mmu_invlpg(&vcpu, gva);
+	}
+}
+
+static bool churn_leaf_ok(u64 root, u64 gva, u64 ea, u64 gpa)
+{
+	u64 leaf = shadow_leaf(root, gva), pte = gread64(ea);
+
+	if (!(leaf & P))
+		return true;
+	if (!(pte & P) || !(pte & A) || (leaf & ADDR) != host_pa_of(gpa))
+		return false;
+	if ((leaf & RW) && (!(pte & RW) || !(pte & D)))
+		return false;
+	if (!(leaf & NX) && (pte & NX))
+		return false;
+	return true;
+}
+
 static void test_churn(void)
 {
 	static const u64 bases[] = { 0x10000000ULL, 0x7ffff0000000ULL,
@@ -741,7 +804,7 @@ static void test_churn(void)
 	u64 gva[CHURN_PAGES], gpa[CHURN_PAGES], ea[CHURN_PAGES];
 	struct trapvm_fault f;
 	unsigned int seed = 12345;
-	long iter, resumed = 0, bad = 0;
+	long iter, resumed = 0, bad = 0, stale = 0;
 	int ok = 1, i;
 
 	setup();
@@ -753,6 +816,19 @@ static void test_churn(void)
 	}
 	for (iter = 0; iter < 200000; iter++) {
 		int op = rand_r(&seed) % 100;
+		bool emulated = rand_r(&seed) % 2;
+		u64 cur_root = trapvm_mmu_root(&vcpu);
+
+		/*
+		 * Whatever happened, a present leaf never gives more than
+		 * the guest's entry: write tracking keeps the shadow exact
+		 * without INVLPG.
+		 */
+		i = rand_r(&seed) % CHURN_PAGES;
+		if (!churn_leaf_ok(cur_root, gva[i], ea[i], gpa[i]) &&
+		    stale++ < 5)
+			printf("# churn: stale leaf for gva %#" PRIx64 "\n",
+			       gva[i]);
 
 		i = rand_r(&seed) % CHURN_PAGES;
 		if (op < 70) {
@@ -792,20 +868,20 @@ static void test_churn(void)
 
 				gpa[i] = gpa[j];
 				gpa[j] = t;
-				gwrite64(ea[j], (gread64(ea[j]) & ~ADDR) |
-					 gpa[j]);
-				trapvm_mmu_invlpg(&vcpu, gva[j]);
+				churn_write(ea[j], (gread64(ea[j]) & ~ADDR) |
+					    gpa[j], gva[j], emulated);
 			}
-			gwrite64(ea[i], gpa[i] | fl);
-			trapvm_mmu_invlpg(&vcpu, gva[i]);
+			churn_write(ea[i], gpa[i] | fl, gva[i], emulated);
 		} else if (op < 97) {
-			gwrite64(ea[i], gread64(ea[i]) & ~(A | D));
-			trapvm_mmu_invlpg(&vcpu, gva[i]);
+			churn_write(ea[i], gread64(ea[i]) & ~(A | D), gva[i],
+				    emulated);
 		} else {
 			trapvm_mmu_load_cr3(&vcpu);
 		}
 	}
 	CHECK(bad == 0, "%ld bad leaves", bad);
+	CHECK(stale == 0, "%ld stale leaves", stale);
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_PT_WRITES] > 10000, "pt writes");
 	CHECK(resumed > 10000, "only %ld hidden faults", resumed);
 	trapvm_mmu_destroy(&vcpu);
 	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean() &&
@@ -816,39 +892,340 @@ static void test_churn(void)
 }
 
 /*
- * A guest touching ever more address space: the shadow stays under the
- * cap (each fill in a fresh 1 GiB region costs a PDPT/PD/PT or so).
+ * A guest building ever more page tables: the shadow stays under the cap
+ * (LRU reclaim), every fault still resolves, and the reclaimed pages come
+ * back on the next access.
  */
+#define CAP_TABLES	1000
+#define CAP_PT_BASE	0x200000ULL
+
+static u64 cap_gva(int i)
+{
+	return 0x100000000000ULL + ((u64)i << 21);
+}
+
 static void test_cap(void)
 {
+	unsigned int saved = trapvm_shadow_max_pages;
 	struct trapvm_fault f;
 	long max_seen = 0;
-	int ok = 1, i, r;
+	int ok = 1, i, r, pass;
+
+	setup();
+	trapvm_shadow_max_pages = 256;
+	trapvm_mmu_init(&vcpu);
+	trapvm_mmu_root(&vcpu);
+	/* A guest PT per 2M region, each mapping its first page. */
+	for (i = 0; i < CAP_TABLES; i++) {
+		u64 pt = CAP_PT_BASE + (u64)i * PAGE_SIZE;
+		u64 a;
+
+		for (a = pt; a < pt + PAGE_SIZE; a += 8)
+			gwrite64(a, 0);
+		gwrite64(pt, 0x800000 | P | RW | A);
+		gwrite64(guest_entry(cap_gva(i), 2), pt | P | RW | US);
+	}
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < CAP_TABLES; i++) {
+			r = trapvm_mmu_page_fault(&vcpu, cap_gva(i), HW_U, &f);
+			if (r != TRAPVM_MMU_FAULT_RESUME) {
+				CHECK(0, "fill %d: r %d", i, r);
+				break;
+			}
+			if (trapvm_mmu_total_pages() > max_seen)
+				max_seen = trapvm_mmu_total_pages();
+		}
+	}
+	CHECK(max_seen <= 256, "%ld shadow pages", max_seen);
+	CHECK(max_seen >= 240, "cap not reached: %ld", max_seen);
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_RECLAIMED] >= CAP_TABLES,
+	      "reclaimed %llu",
+	      (unsigned long long)vcpu.stats[TRAPVM_STAT_MMU_RECLAIMED]);
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_SHADOW_LIVE] ==
+	      (u64)trapvm_mmu_total_pages(), "live gauge");
+	trapvm_mmu_destroy(&vcpu);
+	trapvm_shadow_max_pages = saved;
+	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean(), "leak");
+	tap(ok, "shadow size capped, LRU reclaim");
+}
+
+/*
+ * Write tracking: a guest page table is read-only in the shadow, also
+ * where it was mapped writable before it became one; the guest's write to
+ * it is EMULATE, and the emulated write zaps exactly the entry it changed.
+ */
+#define WT_GVA		0x5000000ULL	/* data page */
+#define WT_GVA2		0x5001000ULL	/* its neighbour, same PT */
+#define WT_PT_GVA	0x6000000ULL	/* where the PT itself is mapped */
+
+static void test_write_tracking(void)
+{
+	struct trapvm_fault f;
+	u64 root, ea, ea2, pt, v, leaf;
+	int ok = 1, r, i;
 
 	setup();
 	trapvm_mmu_init(&vcpu);
-	/* One 1G guest page per PML4 slot's first GiB, all onto gpa 0. */
-	for (i = 0; i < 6000; i++) {
-		u64 gva = ((u64)(i % 255) << 39) | ((u64)(i / 255) << 30);
+	root = trapvm_mmu_root(&vcpu);
+	ea = guest_map(WT_GVA, 0x500000, 1, P | RW | A | D);
+	ea2 = guest_map(WT_GVA2, 0x501000, 1, P | RW | A | D);
+	pt = ea & ~(PAGE_SIZE - 1);
+	/* The PT page mapped writable, and filled before it is a PT. */
+	guest_map(WT_PT_GVA, pt, 1, P | RW | A | D);
+	r = trapvm_mmu_page_fault(&vcpu, WT_PT_GVA, HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
+	      (shadow_leaf(root, WT_PT_GVA) & RW), "PT page not filled");
+	/* Now it becomes one: the writable leaf must lose R/W. */
+	trapvm_mmu_page_fault(&vcpu, WT_GVA, HW_W | HW_U, &f);
+	trapvm_mmu_page_fault(&vcpu, WT_GVA2, HW_U, &f);
+	CHECK(shadow_leaf(root, WT_GVA) && shadow_leaf(root, WT_GVA2),
+	      "not filled");
+	leaf = shadow_leaf(root, WT_PT_GVA);
+	CHECK((leaf & P) && !(leaf & RW), "PT still writable: %#" PRIx64,
+	      leaf);
+	/* A write to it: emulate (a read is fine). */
+	r = trapvm_mmu_page_fault(&vcpu, WT_PT_GVA + 8, HW_P | HW_W | HW_U,
+				  &f);
+	CHECK(r == TRAPVM_MMU_FAULT_EMULATE, "PT write: %d", r);
+	CHECK(!(shadow_leaf(root, WT_PT_GVA) & RW), "PT write mapped");
 
-		if (i % 255 == 0 && i / 255 == 0)
-			continue;
-		guest_map(gva, 0, 3, P | RW | A);
-		r = trapvm_mmu_page_fault(&vcpu, gva + 0x1000, HW_U, &f);
-		if (r != TRAPVM_MMU_FAULT_RESUME) {
-			CHECK(0, "fill %d: r %d", i, r);
-			break;
-		}
-		if (trapvm_mmu_total_pages() > max_seen)
-			max_seen = trapvm_mmu_total_pages();
+	/* The emulated write: the changed entry goes, its neighbour stays. */
+	v = 0x502000 | P | RW | A | D;
+	r = trapvm_mmu_write_gva(&vcpu, WT_PT_GVA + (ea & 0xfff), &v, 8, 0,
+				 &f);
+	CHECK(r == 0 && gread64(ea) == v, "write not done: %d", r);
+	CHECK(shadow_leaf(root, WT_GVA) == 0, "changed entry kept");
+	CHECK(shadow_leaf(root, WT_GVA2) != 0, "neighbour zapped");
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_PT_WRITES] == 1, "pt writes");
+	r = trapvm_mmu_page_fault(&vcpu, WT_GVA, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
+	      (shadow_leaf(root, WT_GVA) & ADDR) == host_pa_of(0x502000),
+	      "new translation not used");
+	/* The same value again: nothing to zap. */
+	trapvm_mmu_write_gva(&vcpu, WT_PT_GVA + (ea & 0xfff), &v, 8, 0, &f);
+	CHECK(shadow_leaf(root, WT_GVA) != 0, "unchanged entry zapped");
+	/*
+	 * Clearing A in the PDE (emulated): the shadow PDE goes; the next
+	 * walk sets A again, as the processor would.
+	 */
+	{
+		u64 pde_ea = guest_entry(WT_GVA, 2);
+		u64 pde = gread64(pde_ea) & ~A;
+
+		trapvm_mmu_write_phys(&vcpu, pde_ea, &pde, 8);
+		CHECK(shadow_leaf(root, WT_GVA) == 0 &&
+		      shadow_leaf(root, WT_GVA2) == 0, "PDE change kept");
+		trapvm_mmu_page_fault(&vcpu, WT_GVA2, HW_U, &f);
+		CHECK((gread64(pde_ea) & A) && shadow_leaf(root, WT_GVA2),
+		      "A not set again");
+		/* The PT shadow page was found again, not rebuilt. */
 	}
-	CHECK(max_seen <= TRAPVM_MMU_MAX_PAGES + 3,
-	      "%ld shadow pages", max_seen);
-	CHECK(max_seen >= TRAPVM_MMU_MAX_PAGES - 3,
-	      "cap not reached: %ld", max_seen);
+
+	/*
+	 * Flooding: the PT written 3 times without a fault through it is
+	 * unshadowed; its page is then writable at full speed.
+	 */
+	for (i = 0; i < 3; i++) {
+		v = 0x503000 | P | RW | A | (i & 1 ? D : 0);
+		trapvm_mmu_write_gva(&vcpu, WT_PT_GVA + 0x800, &v, 8, 0, &f);
+	}
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_FLOODED] == 1, "flooded %llu",
+	      (unsigned long long)vcpu.stats[TRAPVM_STAT_MMU_FLOODED]);
+	r = trapvm_mmu_page_fault(&vcpu, WT_PT_GVA, HW_P | HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
+	      (shadow_leaf(root, WT_PT_GVA) & RW), "flooded PT: %d", r);
+	CHECK(shadow_leaf(root, WT_GVA2) == 0, "leaf of a flooded PT");
+
+	/*
+	 * Used again as a PT: tracked again; an unemulatable write to it
+	 * unshadows it, other addresses do not.
+	 */
+	trapvm_mmu_page_fault(&vcpu, WT_GVA2, HW_U, &f);
+	CHECK(!(shadow_leaf(root, WT_PT_GVA) & RW), "PT again, writable");
+	r = trapvm_mmu_page_fault(&vcpu, WT_PT_GVA + 16, HW_P | HW_W | HW_U,
+				  &f);
+	CHECK(r == TRAPVM_MMU_FAULT_EMULATE, "PT write: %d", r);
+	CHECK(!trapvm_mmu_unemulatable(&vcpu, WT_GVA), "other page");
+	CHECK(trapvm_mmu_unemulatable(&vcpu, WT_PT_GVA + 16), "not unshadowed");
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_UNSHADOWED] == 1, "unshadowed");
+	r = trapvm_mmu_page_fault(&vcpu, WT_PT_GVA, HW_P | HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "after unshadow: %d", r);
+
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean() &&
+	      kshim_warnings == 0, "leak");
+	(void)ea2;
+	tap(ok, "write tracking: write-protect, emulated sync, flood, unshadow");
+}
+
+/*
+ * Two guest 2M pages over the same frames: the write through the dirty
+ * one must not let a write through the clean one go without a fault that
+ * sets its D.
+ */
+static void test_large_dirty(void)
+{
+	struct trapvm_fault f;
+	u64 root, ea1, ea2;
+	int ok = 1, r;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	root = trapvm_mmu_root(&vcpu);
+	ea1 = guest_map(0x40000000, 0x600000, 2, P | RW | A | D);
+	ea2 = guest_map(0x40200000, 0x600000, 2, P | RW | A);
+	r = trapvm_mmu_page_fault(&vcpu, 0x40001000, HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
+	      (shadow_leaf(root, 0x40001000) & RW), "dirty 2M write: %d", r);
+	r = trapvm_mmu_page_fault(&vcpu, 0x40201000, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
+	      !(shadow_leaf(root, 0x40201000) & RW), "clean 2M read: %d", r);
+	CHECK(!(gread64(ea2) & D), "D set by a read");
+	r = trapvm_mmu_page_fault(&vcpu, 0x40201000, HW_P | HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME && (gread64(ea2) & D) &&
+	      (shadow_leaf(root, 0x40201000) & RW), "clean 2M write: %d", r);
+	CHECK(gread64(ea1) & D, "D lost");
 	trapvm_mmu_destroy(&vcpu);
 	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean(), "leak");
-	tap(ok, "shadow size capped");
+	tap(ok, "D of guest large pages sharing frames");
+}
+
+/* The root cache: address spaces switched round-robin. */
+#define RC_SPACES	20
+
+static void test_root_cache(void)
+{
+	u64 roots[RC_SPACES], base = 0x300000;
+	struct trapvm_fault f;
+	int ok = 1, i, s;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	/* RC_SPACES PML4s sharing the lower tables of GUEST_CR3. */
+	guest_map(0x7000000, 0x700000, 1, P | RW | US | A);
+	for (s = 0; s < RC_SPACES; s++) {
+		u64 pml4 = base + (u64)s * PAGE_SIZE;
+
+		for (i = 0; i < 512; i++)
+			gwrite64(pml4 + i * 8, gread64(GUEST_CR3 + i * 8));
+	}
+	for (s = 0; s < RC_SPACES; s++) {
+		vcpu.cpu.cr3 = base + (u64)s * PAGE_SIZE;
+		trapvm_mmu_load_cr3(&vcpu);
+		roots[s] = trapvm_mmu_root(&vcpu);
+		trapvm_mmu_page_fault(&vcpu, 0x7000000, HW_U, &f);
+		CHECK(shadow_leaf(roots[s], 0x7000000), "space %d", s);
+	}
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_ROOT_MISS] == RC_SPACES, "misses");
+	/* The last TRAPVM_MMU_NR_ROOTS are cached, with their leaves. */
+	for (s = RC_SPACES - TRAPVM_MMU_NR_ROOTS; s < RC_SPACES; s++) {
+		vcpu.cpu.cr3 = base + (u64)s * PAGE_SIZE;
+		trapvm_mmu_load_cr3(&vcpu);
+		CHECK(trapvm_mmu_root(&vcpu) == roots[s] &&
+		      shadow_leaf(roots[s], 0x7000000), "space %d lost", s);
+	}
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_ROOT_HIT] == TRAPVM_MMU_NR_ROOTS &&
+	      vcpu.stats[TRAPVM_STAT_MMU_ROOT_MISS] == RC_SPACES,
+	      "hits %llu", (unsigned long long)
+	      vcpu.stats[TRAPVM_STAT_MMU_ROOT_HIT]);
+	/* The lower tables are one shadow PDPT for all of them. */
+	CHECK(vcpu.mmu->nr_sp <= (u64)(RC_SPACES * (kshim_la57 ? 2 : 1) + 3),
+	      "%lu shadow pages", vcpu.mmu->nr_sp);
+	/* The oldest was evicted: a miss. */
+	vcpu.cpu.cr3 = base;
+	roots[0] = trapvm_mmu_root(&vcpu);
+	trapvm_mmu_page_fault(&vcpu, 0x7000000, HW_U, &f);
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_ROOT_MISS] == RC_SPACES + 1,
+	      "evicted root hit");
+	/*
+	 * A dead address space's PML4 reused as data floods: its cached
+	 * root goes.  The current PML4 never floods.
+	 */
+	for (i = 0; i < 4; i++) {
+		u64 v = 0x1111ULL * (i + 1);
+
+		trapvm_mmu_write_phys(&vcpu, base + PAGE_SIZE * (RC_SPACES - 1)
+				      + 0x10, &v, 8);
+		trapvm_mmu_write_phys(&vcpu, base + 0x10, &v, 8);
+	}
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_FLOODED] == (kshim_la57 ? 2 : 1),
+	      "flooded %llu",
+	      (unsigned long long)vcpu.stats[TRAPVM_STAT_MMU_FLOODED]);
+	CHECK(trapvm_mmu_root(&vcpu) == roots[0] &&
+	      shadow_leaf(roots[0], 0x7000000), "current root flooded");
+	vcpu.cpu.cr3 = base + PAGE_SIZE * (RC_SPACES - 1);
+	trapvm_mmu_root(&vcpu);
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_ROOT_MISS] == RC_SPACES + 2,
+	      "flooded root still cached");
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean(), "leak");
+	tap(ok, "root cache: 20 address spaces round-robin, LRU");
+}
+
+/* TRAPVM_HC_MMU_UPDATE: validation, and updates as emulated writes. */
+static void test_hc_update(void)
+{
+	const u64 list = 0x900000;
+	struct trapvm_mmu_update u[3];
+	struct trapvm_fault f;
+	u64 root, ea, ea2, pt;
+	long r;
+	int ok = 1;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	root = trapvm_mmu_root(&vcpu);
+	ea = guest_map(0x5000000, 0x500000, 1, P | RW | A);
+	ea2 = guest_map(0x5001000, 0x501000, 1, P | RW | A);
+	pt = ea & ~(PAGE_SIZE - 1);
+	trapvm_mmu_page_fault(&vcpu, 0x5000000, HW_U, &f);
+	trapvm_mmu_page_fault(&vcpu, 0x5001000, HW_U, &f);
+
+	u[0].pte_gpa = ea;
+	u[0].value = 0x502000 | P | A;
+	u[1].pte_gpa = ea2;
+	u[1].value = 0;
+	u[2].pte_gpa = pt + 0x10;
+	u[2].value = 0x503000 | P;
+	trapvm_write_guest_phys(&vm, list, u, sizeof(u));
+
+	CHECK(trapvm_mmu_hc_update(&vcpu, list, TRAPVM_MMU_UPDATE_MAX + 1) ==
+	      -E2BIG, "count bound");
+	CHECK(trapvm_mmu_hc_update(&vcpu, list + 4, 1) == -EINVAL,
+	      "list alignment");
+	CHECK(trapvm_mmu_hc_update(&vcpu, GUEST_RAM - 16, 2) == -EFAULT,
+	      "list outside RAM");
+	CHECK(trapvm_mmu_hc_update(&vcpu, ~0ULL & ~7ULL, 2) == -EFAULT,
+	      "list wraps");
+	/* A bad entry anywhere: nothing is done. */
+	u[2].pte_gpa = pt + 0x11;
+	trapvm_write_guest_phys(&vm, list, u, sizeof(u));
+	CHECK(trapvm_mmu_hc_update(&vcpu, list, 3) == -EINVAL &&
+	      gread64(ea) == (0x500000 | P | RW | A), "bad pte_gpa");
+	u[2].pte_gpa = GUEST_RAM;
+	trapvm_write_guest_phys(&vm, list, u, sizeof(u));
+	CHECK(trapvm_mmu_hc_update(&vcpu, list, 3) == -EFAULT &&
+	      gread64(ea2) != 0, "pte_gpa outside RAM");
+	CHECK(trapvm_mmu_hc_update(&vcpu, list, 0) == 0, "empty batch");
+
+	u[2].pte_gpa = pt + 0x10;
+	trapvm_write_guest_phys(&vm, list, u, sizeof(u));
+	r = trapvm_mmu_hc_update(&vcpu, list, 3);
+	CHECK(r == 3, "r %ld", r);
+	CHECK(gread64(ea) == u[0].value && gread64(ea2) == 0 &&
+	      gread64(pt + 0x10) == u[2].value, "not written");
+	CHECK(!shadow_leaf(root, 0x5000000) && !shadow_leaf(root, 0x5001000),
+	      "shadow not synced");
+	r = trapvm_mmu_page_fault(&vcpu, 0x5000000, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
+	      (shadow_leaf(root, 0x5000000) & ADDR) == host_pa_of(0x502000),
+	      "new mapping");
+	r = trapvm_mmu_page_fault(&vcpu, 0x5001000, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT, "unmapped: %ld", r);
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_HC_UPDATES] == 3, "counter");
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean(), "leak");
+	tap(ok, "TRAPVM_HC_MMU_UPDATE batches");
 }
 
 /* Out of memory while filling: KILL, and nothing leaks. */
@@ -887,7 +1264,7 @@ int main(void)
 			   -1, 0);
 	if (kshim_arena == MAP_FAILED)
 		return 2;
-	printf("TAP version 13\n1..20\n");
+	printf("TAP version 13\n1..28\n");
 	for (kshim_la57 = 0; kshim_la57 < 2; kshim_la57++) {
 		test_init_destroy();
 		test_hidden_faults();
@@ -899,6 +1276,10 @@ int main(void)
 		test_churn();
 		test_oom();
 		test_cap();
+		test_write_tracking();
+		test_large_dirty();
+		test_root_cache();
+		test_hc_update();
 		free_guest_ram();
 	}
 	printf("# arena pages in use at exit: %ld\n", kshim_pages_used);

@@ -95,6 +95,20 @@ struct trapvm_boot_info {
  */
 #define TRAPVM_HC_EXIT_COUNT		2
 
+/*
+ * TRAPVM_HC_MMU_UPDATE: RBX = guest-physical address (8-byte aligned) of
+ * RCX entries (at most TRAPVM_MMU_UPDATE_MAX); each writes @value to the
+ * 8-byte aligned guest-physical @pte_gpa (in RAM) as an emulated guest
+ * write would.  RAX = RCX when all are done, else -EINVAL, -E2BIG or
+ * -EFAULT and none is done.  See Documentation/guest-abi.rst.
+ */
+struct trapvm_mmu_update {
+	__u64 pte_gpa;
+	__u64 value;
+};
+
+#define TRAPVM_MMU_UPDATE_MAX		512
+
 /* Devices emulated by vmctl. */
 #define TRAPVM_PORT_COM1		0x3f8	/* 16550 UART */
 #define TRAPVM_PORT_EXIT		0xf4	/* 32-bit OUT v: exit status v */

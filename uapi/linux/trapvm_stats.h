@@ -60,7 +60,12 @@
 	TRAPVM_STAT(APIC_TIMER_FIRED,	"apic_timer_expiries")		\
 	TRAPVM_STAT(APIC_IRQS_COALESCED, "apic_irqs_coalesced")		\
 	TRAPVM_STAT(APIC_IRQS_DROPPED,	"apic_irqs_dropped")		\
-	TRAPVM_STAT(APIC_IPIS_DROPPED,	"apic_ipis_dropped")
+	TRAPVM_STAT(APIC_IPIS_DROPPED,	"apic_ipis_dropped")		\
+	/* shadow MMU, continued (mmu_shadow_pages_live is a gauge) */	\
+	TRAPVM_STAT(MMU_SHADOW_LIVE,	"mmu_shadow_pages_live")	\
+	TRAPVM_STAT(MMU_UNSHADOWED,	"mmu_unshadowed_pages")		\
+	TRAPVM_STAT(MMU_RECLAIMED,	"mmu_shadow_pages_reclaimed")	\
+	TRAPVM_STAT(MMU_HC_UPDATES,	"mmu_hc_updates")
 
 #define TRAPVM_STAT(id, name) TRAPVM_STAT_##id,
 enum trapvm_vcpu_stat {

@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Just enough of the kernel for kmod/shadow/mmu.c to compile and run in
+ * Just enough of the kernel for kmod/shadow/ to compile and run in
  * userspace (selftests/unit/test_mmu.c), in the spirit of the kernel's
- * tools/testing/radix-tree.  Force-included before mmu.c; the kernel
- * headers mmu.c names resolve to the empty files next to this one.
+ * tools/testing/radix-tree.  Force-included before each file; the kernel
+ * headers they name resolve to the empty files next to this one.
  *
  * "Physical memory" is an arena of NR_ARENA_PAGES pages with a struct page
  * each; __pa()/__va() translate between the arena and fake physical
  * addresses starting at ARENA_PHYS.  alloc_page() and __free_page() keep
  * counts so the test can check for leaks and bad frees.
  *
- * struct trapvm_vcpu / trapvm_vm are cut down to what mmu.c uses, and the
+ * struct trapvm_vcpu / trapvm_vm are cut down to what kmod/shadow/ uses, and the
  * include guard of kmod/trapvm.h is predefined so the real one is skipped.
  */
 #ifndef _TRAPVM_KSHIM_H
@@ -18,11 +18,19 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
+#include <string.h>
 #include <errno.h>
 #include <trapvm/glue.h>
 #include <linux/trapvm_stats.h>
 
 #define _TRAPVM_INTERNAL_H	/* skip kmod/trapvm.h */
+#define TRAPVM_KSHIM		1	/* no tracepoints (mmu_trace.h) */
+
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
 
 typedef u64 phys_addr_t;
 typedef unsigned int gfp_t;
@@ -118,6 +126,125 @@ static inline void kfree(const void *p)
 	free((void *)p);
 }
 
+extern int kshim_fail_kmalloc;	/* n: the n-th kmalloc from now fails */
+
+static inline void *kmalloc(size_t size, gfp_t gfp)
+{
+	(void)gfp;
+	if (kshim_fail_kmalloc > 0 && --kshim_fail_kmalloc == 0)
+		return NULL;
+	return malloc(size);
+}
+
+static inline void *krealloc(const void *p, size_t size, gfp_t gfp)
+{
+	(void)gfp;
+	if (kshim_fail_kmalloc > 0 && --kshim_fail_kmalloc == 0)
+		return NULL;
+	return realloc((void *)p, size);
+}
+
+/* <linux/list.h>: the parts kmod/shadow/ uses. */
+struct list_head {
+	struct list_head *next, *prev;
+};
+
+struct hlist_node {
+	struct hlist_node *next, **pprev;
+};
+
+struct hlist_head {
+	struct hlist_node *first;
+};
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+static inline void INIT_LIST_HEAD(struct list_head *l)
+{
+	l->next = l;
+	l->prev = l;
+}
+
+static inline void list_del_raw(struct list_head *e)
+{
+	e->prev->next = e->next;
+	e->next->prev = e->prev;
+}
+
+static inline void list_add_tail(struct list_head *e, struct list_head *h)
+{
+	e->prev = h->prev;
+	e->next = h;
+	h->prev->next = e;
+	h->prev = e;
+}
+
+static inline void list_del(struct list_head *e)
+{
+	list_del_raw(e);
+	e->next = e->prev = NULL;
+}
+
+static inline void list_move_tail(struct list_head *e, struct list_head *h)
+{
+	list_del_raw(e);
+	list_add_tail(e, h);
+}
+
+#define list_entry(ptr, type, member)	container_of(ptr, type, member)
+#define list_for_each_entry(pos, head, member)				\
+	for (pos = list_entry((head)->next, __typeof__(*pos), member);	\
+	     &pos->member != (head);					\
+	     pos = list_entry(pos->member.next, __typeof__(*pos), member))
+#define list_for_each_entry_safe(pos, n, head, member)			\
+	for (pos = list_entry((head)->next, __typeof__(*pos), member),	\
+	     n = list_entry(pos->member.next, __typeof__(*pos), member); \
+	     &pos->member != (head);					\
+	     pos = n, n = list_entry(n->member.next, __typeof__(*n), member))
+
+#define INIT_HLIST_HEAD(h)	((h)->first = NULL)
+
+static inline void hlist_add_head(struct hlist_node *n, struct hlist_head *h)
+{
+	n->next = h->first;
+	if (h->first)
+		h->first->pprev = &n->next;
+	h->first = n;
+	n->pprev = &h->first;
+}
+
+static inline void hlist_del(struct hlist_node *n)
+{
+	*n->pprev = n->next;
+	if (n->next)
+		n->next->pprev = n->pprev;
+	n->next = NULL;
+	n->pprev = NULL;
+}
+
+#define hlist_entry_safe(ptr, type, member) \
+	({ __typeof__(ptr) ____ptr = (ptr); \
+	   ____ptr ? container_of(____ptr, type, member) : NULL; })
+#define hlist_for_each_entry(pos, head, member)				\
+	for (pos = hlist_entry_safe((head)->first, __typeof__(*pos), member); \
+	     pos;							\
+	     pos = hlist_entry_safe(pos->member.next, __typeof__(*pos), member))
+#define hlist_for_each_entry_safe(pos, n, head, member)			\
+	for (pos = hlist_entry_safe((head)->first, __typeof__(*pos), member); \
+	     pos && ({ n = pos->member.next; 1; });			\
+	     pos = hlist_entry_safe(n, __typeof__(*pos), member))
+
+/* <linux/hash.h> */
+static inline u32 hash_64(u64 val, unsigned int bits)
+{
+	return (u32)((val * 0x61c8864680b583ebULL) >> (64 - bits));
+}
+
+/* <linux/module.h> */
+#define module_param_named(name, var, type, perm)
+#define MODULE_PARM_DESC(name, desc)
+
 static inline void *kmap_local_page(struct page *page)
 {
 	return page_address(page);
@@ -137,8 +264,10 @@ typedef struct { long counter; } atomic_long_t;
 #define atomic_long_read(a)	((a)->counter)
 #define atomic_long_inc(a)	((a)->counter++)
 #define atomic_long_dec(a)	((a)->counter--)
+#define atomic_long_add(v, a)	((a)->counter += (v))
 
 #define WRITE_ONCE(x, v)	((x) = (v))
+#define READ_ONCE(x)		(x)
 /* The same ordering as the kernel's, for the same pairing. */
 #define smp_load_acquire(p)	__atomic_load_n((p), __ATOMIC_ACQUIRE)
 
@@ -157,9 +286,10 @@ static inline u64 cmpxchg64(u64 *p, u64 old, u64 new)
 #define pr_err_ratelimited(fmt, ...) \
 	printf("# " pr_fmt(fmt), ##__VA_ARGS__)
 extern long kshim_warnings;
-#define WARN_ON_ONCE(c)		((c) ? (kshim_warnings++, 1) : 0)
+#define WARN_ON_ONCE(c)		({ int __c = !!(c); if (__c) kshim_warnings++; __c; })
 
 #define min(a, b)		((a) < (b) ? (a) : (b))
+#define max(a, b)		((a) > (b) ? (a) : (b))
 
 #define X86_CR0_WP		BIT_ULL(16)
 #define X86_CR0_PG		BIT_ULL(31)
@@ -181,10 +311,11 @@ struct kshim_cpuinfo {
 extern struct kshim_cpuinfo boot_cpu_data;
 #define pgtable_l5_enabled()	(kshim_la57)
 
-/* The parts of kmod/trapvm.h and guest_memory.h that mmu.c uses. */
+/* The parts of kmod/trapvm.h and guest_memory.h that kmod/shadow/ uses. */
 #include <trapvm/cpu.h>
 
 struct trapvm_vcpu_mmu;
+struct trapvm_vm_mmu;
 
 struct trapvm_guest_mem {
 	u64 size;
@@ -193,6 +324,8 @@ struct trapvm_guest_mem {
 
 struct trapvm_vm {
 	struct trapvm_guest_mem mem;
+	unsigned int nr_vcpus;
+	struct trapvm_vm_mmu *mmu;
 };
 
 struct trapvm_vcpu {

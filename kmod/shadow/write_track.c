@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Write tracking of guest page tables.
+ *
+ * Every guest page that some shadow page shadows is mapped read-only in
+ * the shadow (rmap.c, fault.c), so a guest write to it faults; the fault
+ * handler answers EMULATE, the emulator performs the write through
+ * trapvm_mmu_write_gva(), and that lands here: the guest entries the write
+ * changed are zapped in every shadow page of that gfn, so the shadow never
+ * holds a translation the guest's tables no longer give.
+ *
+ * Flooding: a table written TRAPVM_MMU_FLOOD_WRITES times in a row without
+ * a fault being filled through it is probably no longer a page table
+ * (freed and reused as data): it is unshadowed, so its writes run at full
+ * speed again.  A write the emulator cannot perform unshadows the page
+ * too (trapvm_mmu_unemulatable()).
+ */
+#include <linux/slab.h>
+#include <linux/list.h>
+#include <linux/hash.h>
+#include <linux/trapvm_guest.h>
+
+#include "../trapvm.h"
+#include "mmu_internal.h"
+#include "mmu_trace.h"
+
+#define TRAPVM_MMU_FLOOD_WRITES	3
+
+static void sp_flooded(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp)
+{
+	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_FLOODED);
+	trace_trapvm_mmu_sp(vcpu->id, TRAPVM_TRACE_SP_FLOOD, sp->gfn,
+			    sp->role.level, sp->role.word);
+	trapvm_sp_zap(vcpu, sp);
+}
+
+/*
+ * The guest wrote @nr entries starting at @gpa (8-byte aligned, within one
+ * page) that were @old and are now @new.  Zap what changed.
+ */
+void trapvm_track_write(struct trapvm_vcpu *vcpu, u64 gpa,
+			const void *old, const void *new, unsigned int nr)
+{
+	u64 gfn = gpa >> PAGE_SHIFT;
+	unsigned int first = (gpa & ~PAGE_MASK) / 8;
+	struct hlist_head *head;
+	struct hlist_node *tmp;
+	struct trapvm_sp *sp;
+	unsigned int i, zapped = 0;
+
+	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_PT_WRITES);
+	head = &vcpu->mmu->sp_hash[hash_64(gfn, SP_HASH_BITS)];
+	hlist_for_each_entry_safe(sp, tmp, head, hash) {
+		if (sp->gfn != gfn || sp->role.direct)
+			continue;
+		for (i = 0; i < nr; i++) {
+			if (!memcmp((const u64 *)old + i, (const u64 *)new + i,
+				    8))
+				continue;
+			trapvm_sp_zap_entry(vcpu, sp, first + i);
+			zapped++;
+		}
+		if (++sp->write_count < TRAPVM_MMU_FLOOD_WRITES)
+			continue;
+		/*
+		 * A cached root of a dead address space is flooded like
+		 * any table once its page is reused; the current root is
+		 * the live PML4 and stays.
+		 */
+		if (sp->root_count && trapvm_roots_is_cur(vcpu, sp))
+			continue;
+		if (sp->root_count)
+			trapvm_roots_drop_sp(vcpu, sp);
+		sp_flooded(vcpu, sp);
+	}
+	trace_trapvm_mmu_pt_write(vcpu->id, gpa, *(const u64 *)new, zapped);
+}
+
+/* Stop shadowing guest page @gfn: zap every shadow page of it. */
+void trapvm_unshadow_gfn(struct trapvm_vcpu *vcpu, u64 gfn)
+{
+	struct hlist_head *head;
+	struct hlist_node *tmp;
+	struct trapvm_sp *sp;
+
+	head = &vcpu->mmu->sp_hash[hash_64(gfn, SP_HASH_BITS)];
+	hlist_for_each_entry_safe(sp, tmp, head, hash) {
+		if (sp->gfn != gfn || sp->role.direct)
+			continue;
+		trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_UNSHADOWED);
+		trace_trapvm_mmu_sp(vcpu->id, TRAPVM_TRACE_SP_UNSHADOW,
+				    sp->gfn, sp->role.level, sp->role.word);
+		/* A root's page goes with the roots on it. */
+		if (sp->root_count)
+			trapvm_roots_drop_sp(vcpu, sp);
+		trapvm_sp_zap(vcpu, sp);
+	}
+}
+
+/* One piece of trapvm_mmu_write_phys(): at most 8 entries. */
+static int write_phys_piece(struct trapvm_vcpu *vcpu, u64 gpa,
+			    const void *buf, unsigned int len)
+{
+	u64 first = gpa & ~7ULL;
+	unsigned int nr = (gpa + len - first + 7) / 8;
+	u64 old[9], new[9];
+	int ret;
+
+	ret = trapvm_read_guest_phys(vcpu->vm, first, old, nr * 8);
+	if (!ret)
+		ret = trapvm_write_guest_phys(vcpu->vm, gpa, buf, len);
+	if (!ret)
+		ret = trapvm_read_guest_phys(vcpu->vm, first, new, nr * 8);
+	if (ret)
+		return ret;
+	trapvm_track_write(vcpu, first, old, new, nr);
+	return 0;
+}
+
+/*
+ * Write @len bytes (within one page) at guest-physical @gpa in RAM, and
+ * keep the shadow in sync if it is a guest page table.  0 or -errno.
+ */
+int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
+			  unsigned int len)
+{
+	if (!trapvm_gfn_is_tracked(vcpu, gpa >> PAGE_SHIFT))
+		return trapvm_write_guest_phys(vcpu->vm, gpa, buf, len);
+	while (len) {
+		unsigned int n = min(len, 64U);
+		int ret = write_phys_piece(vcpu, gpa, buf, n);
+
+		if (ret)
+			return ret;
+		gpa += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+bool trapvm_mmu_unemulatable(struct trapvm_vcpu *vcpu, u64 cr2)
+{
+	struct trapvm_vcpu_mmu *mmu = vcpu->mmu;
+	u64 gfn = mmu->wp_fault_gfn;
+
+	if (gfn == ~0ULL || (mmu->wp_fault_gva >> PAGE_SHIFT) !=
+			    (cr2 >> PAGE_SHIFT))
+		return false;
+	mmu->wp_fault_gfn = ~0ULL;
+	trapvm_unshadow_gfn(vcpu, gfn);
+	/* A root on it was dropped: the next entry builds another. */
+	return true;
+}
+
+static bool gpa_range_in_ram(struct trapvm_vm *vm, u64 gpa, u64 len)
+{
+	/* Pairs with smp_store_release() in trapvm_guest_mem_alloc(). */
+	u64 size = smp_load_acquire(&vm->mem.size);
+
+	return gpa < size && len <= size - gpa;
+}
+
+long trapvm_mmu_hc_update(struct trapvm_vcpu *vcpu, u64 list_gpa, u64 count)
+{
+	struct trapvm_mmu_update u;
+	u64 i;
+
+	if (count > TRAPVM_MMU_UPDATE_MAX)
+		return -E2BIG;
+	if (list_gpa & 7)
+		return -EINVAL;
+	if (!gpa_range_in_ram(vcpu->vm, list_gpa, count * sizeof(u)))
+		return -EFAULT;
+	/* Check everything first: either all updates are done or none. */
+	for (i = 0; i < count; i++) {
+		if (trapvm_read_guest_phys(vcpu->vm, list_gpa + i * sizeof(u),
+					   &u, sizeof(u)))
+			return -EFAULT;
+		if (u.pte_gpa & 7)
+			return -EINVAL;
+		if (!gpa_range_in_ram(vcpu->vm, u.pte_gpa, 8))
+			return -EFAULT;
+	}
+	for (i = 0; i < count; i++) {
+		if (trapvm_read_guest_phys(vcpu->vm, list_gpa + i * sizeof(u),
+					   &u, sizeof(u)))
+			return -EFAULT;
+		/* The guest may rewrite the list meanwhile (other vCPU). */
+		if ((u.pte_gpa & 7) ||
+		    !gpa_range_in_ram(vcpu->vm, u.pte_gpa, 8))
+			return -EINVAL;
+		if (trapvm_mmu_write_phys(vcpu, u.pte_gpa, &u.value, 8))
+			return -ENOMEM;
+	}
+	vcpu->stats[TRAPVM_STAT_MMU_HC_UPDATES] += count;
+	return count;
+}
