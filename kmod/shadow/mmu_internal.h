@@ -154,7 +154,8 @@ void trapvm_rmap_write_protect(struct trapvm_vcpu *vcpu, u64 gfn);
 
 /* write_track.c */
 void trapvm_track_write(struct trapvm_vcpu *vcpu, u64 gpa,
-			const void *old, const void *new, unsigned int len);
+			const void *old, const void *new, unsigned int nr,
+			bool batch);
 void trapvm_unshadow_gfn(struct trapvm_vcpu *vcpu, u64 gfn);
 
 /* roots.c */

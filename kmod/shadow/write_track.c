@@ -16,9 +16,12 @@
  * too (trapvm_mmu_unemulatable()).
  */
 #include <linux/slab.h>
+#include <linux/mm.h>
 #include <linux/list.h>
 #include <linux/hash.h>
 #include <linux/trapvm_guest.h>
+#include <asm/io.h>
+#include <asm/cpufeature.h>
 
 #include "../trapvm.h"
 #include "mmu_internal.h"
@@ -34,12 +37,88 @@ static void sp_flooded(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp)
 	trapvm_sp_zap(vcpu, sp);
 }
 
+static bool gpa_range_in_ram(struct trapvm_vm *vm, u64 gpa, u64 len)
+{
+	/* Pairs with smp_store_release() in trapvm_guest_mem_alloc(). */
+	u64 size = smp_load_acquire(&vm->mem.size);
+
+	return gpa < size && len <= size - gpa;
+}
+
+/*
+ * Entry @idx of the PT shadow page @sp was zapped because the guest wrote
+ * @gpte there: install the leaf @gpte gives right away, as a walk through
+ * @sp would, so that e.g. fork write-protecting a parent's PTEs does not
+ * cost a fault per page on the next read.  Only for an entry the
+ * processor could use without touching it: present, A set (else the
+ * next access must fault and set A), no reserved bit (else it must fault
+ * with RSVD), backed by a guest page that exists already.
+ */
+static void sp_prefetch_leaf(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp,
+			     unsigned int idx, u64 gpte)
+{
+	union trapvm_sp_role role = sp->role;
+	unsigned int maxphy = vcpu->cpu.maxphyaddr ?:
+			      boot_cpu_data.x86_phys_bits;
+	struct trapvm_walk_ctx c;
+	struct trapvm_walk w;
+	struct page *page;
+	u64 gfn, spte, rsvd;
+
+	if ((gpte & (TRAPVM_PTE_P | TRAPVM_PTE_A)) !=
+	    (TRAPVM_PTE_P | TRAPVM_PTE_A))
+		return;
+	rsvd = maxphy < 52 ? ((1ULL << 52) - 1) & ~((1ULL << maxphy) - 1) : 0;
+	if (!role.nxe)
+		rsvd |= TRAPVM_PTE_NX;
+	if (gpte & rsvd)
+		return;
+	gfn = (gpte & TRAPVM_PTE_ADDR_MASK) >> PAGE_SHIFT;
+	if (!gpa_range_in_ram(vcpu->vm, gfn << PAGE_SHIFT, PAGE_SIZE))
+		return;
+	page = trapvm_gfn_to_page(vcpu->vm, gfn, false);
+	if (!page)
+		return;
+
+	memset(&c, 0, sizeof(c));
+	c.wp = role.wp;
+	c.nxe = role.nxe;
+	c.smep = role.smep;
+	c.smap = role.smap;
+	memset(&w, 0, sizeof(w));
+	w.status = TRAPVM_WALK_OK;
+	w.gpa = gfn << PAGE_SHIFT;
+	w.page_size = PAGE_SIZE;
+	w.level = 1;
+	w.nr_entries = 4;
+	w.ptes[3] = gpte;
+	if (role.acc_w && (gpte & TRAPVM_PTE_RW))
+		w.perm |= TRAPVM_PERM_W;
+	if (role.acc_u && (gpte & TRAPVM_PTE_US))
+		w.perm |= TRAPVM_PERM_U;
+	if (role.acc_nx || (role.nxe && (gpte & TRAPVM_PTE_NX)))
+		w.perm |= TRAPVM_PERM_NX;
+
+	spte = trapvm_shadow_pte(&c, &w, role.view, page_to_phys(page));
+	if (trapvm_gfn_is_tracked(vcpu, gfn))
+		spte &= ~(TRAPVM_PTE_RW | TRAPVM_PTE_D);
+	if (!spte || trapvm_rmap_add(vcpu, sp, idx, gfn)) {
+		put_page(page);
+		return;
+	}
+	/* The page reference now belongs to the leaf. */
+	WRITE_ONCE(sp->spt[idx], spte);
+}
+
 /*
  * The guest wrote @nr entries starting at @gpa (8-byte aligned, within one
- * page) that were @old and are now @new.  Zap what changed.
+ * page) that were @old and are now @new: zap what changed, and refill a
+ * changed PTE from its new value.  @batch: a TRAPVM_HC_MMU_UPDATE, which
+ * says it is a page table: no flood detection.
  */
 void trapvm_track_write(struct trapvm_vcpu *vcpu, u64 gpa,
-			const void *old, const void *new, unsigned int nr)
+			const void *old, const void *new, unsigned int nr,
+			bool batch)
 {
 	u64 gfn = gpa >> PAGE_SHIFT;
 	unsigned int first = (gpa & ~PAGE_MASK) / 8;
@@ -48,19 +127,23 @@ void trapvm_track_write(struct trapvm_vcpu *vcpu, u64 gpa,
 	struct trapvm_sp *sp;
 	unsigned int i, zapped = 0;
 
-	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_PT_WRITES);
+	if (!batch)
+		trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_PT_WRITES);
 	head = &vcpu->mmu->sp_hash[hash_64(gfn, SP_HASH_BITS)];
 	hlist_for_each_entry_safe(sp, tmp, head, hash) {
 		if (sp->gfn != gfn || sp->role.direct)
 			continue;
 		for (i = 0; i < nr; i++) {
-			if (!memcmp((const u64 *)old + i, (const u64 *)new + i,
-				    8))
+			u64 v = ((const u64 *)new)[i];
+
+			if (((const u64 *)old)[i] == v)
 				continue;
 			trapvm_sp_zap_entry(vcpu, sp, first + i);
+			if (sp->role.level == 1)
+				sp_prefetch_leaf(vcpu, sp, first + i, v);
 			zapped++;
 		}
-		if (++sp->write_count < TRAPVM_MMU_FLOOD_WRITES)
+		if (batch || ++sp->write_count < TRAPVM_MMU_FLOOD_WRITES)
 			continue;
 		/*
 		 * A cached root of a dead address space is flooded like
@@ -99,7 +182,7 @@ void trapvm_unshadow_gfn(struct trapvm_vcpu *vcpu, u64 gfn)
 
 /* One piece of trapvm_mmu_write_phys(): at most 8 entries. */
 static int write_phys_piece(struct trapvm_vcpu *vcpu, u64 gpa,
-			    const void *buf, unsigned int len)
+			    const void *buf, unsigned int len, bool batch)
 {
 	u64 first = gpa & ~7ULL;
 	unsigned int nr = (gpa + len - first + 7) / 8;
@@ -113,7 +196,7 @@ static int write_phys_piece(struct trapvm_vcpu *vcpu, u64 gpa,
 		ret = trapvm_read_guest_phys(vcpu->vm, first, new, nr * 8);
 	if (ret)
 		return ret;
-	trapvm_track_write(vcpu, first, old, new, nr);
+	trapvm_track_write(vcpu, first, old, new, nr, batch);
 	return 0;
 }
 
@@ -121,14 +204,14 @@ static int write_phys_piece(struct trapvm_vcpu *vcpu, u64 gpa,
  * Write @len bytes (within one page) at guest-physical @gpa in RAM, and
  * keep the shadow in sync if it is a guest page table.  0 or -errno.
  */
-int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
-			  unsigned int len)
+static int mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa,
+			  const void *buf, unsigned int len, bool batch)
 {
 	if (!trapvm_gfn_is_tracked(vcpu, gpa >> PAGE_SHIFT))
 		return trapvm_write_guest_phys(vcpu->vm, gpa, buf, len);
 	while (len) {
 		unsigned int n = min(len, 64U);
-		int ret = write_phys_piece(vcpu, gpa, buf, n);
+		int ret = write_phys_piece(vcpu, gpa, buf, n, batch);
 
 		if (ret)
 			return ret;
@@ -137,6 +220,12 @@ int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
 		len -= n;
 	}
 	return 0;
+}
+
+int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
+			  unsigned int len)
+{
+	return mmu_write_phys(vcpu, gpa, buf, len, false);
 }
 
 bool trapvm_mmu_unemulatable(struct trapvm_vcpu *vcpu, u64 cr2)
@@ -151,14 +240,6 @@ bool trapvm_mmu_unemulatable(struct trapvm_vcpu *vcpu, u64 cr2)
 	trapvm_unshadow_gfn(vcpu, gfn);
 	/* A root on it was dropped: the next entry builds another. */
 	return true;
-}
-
-static bool gpa_range_in_ram(struct trapvm_vm *vm, u64 gpa, u64 len)
-{
-	/* Pairs with smp_store_release() in trapvm_guest_mem_alloc(). */
-	u64 size = smp_load_acquire(&vm->mem.size);
-
-	return gpa < size && len <= size - gpa;
 }
 
 long trapvm_mmu_hc_update(struct trapvm_vcpu *vcpu, u64 list_gpa, u64 count)
@@ -190,7 +271,7 @@ long trapvm_mmu_hc_update(struct trapvm_vcpu *vcpu, u64 list_gpa, u64 count)
 		if ((u.pte_gpa & 7) ||
 		    !gpa_range_in_ram(vcpu->vm, u.pte_gpa, 8))
 			return -EINVAL;
-		if (trapvm_mmu_write_phys(vcpu, u.pte_gpa, &u.value, 8))
+		if (mmu_write_phys(vcpu, u.pte_gpa, &u.value, 8, true))
 			return -ENOMEM;
 	}
 	vcpu->stats[TRAPVM_STAT_MMU_HC_UPDATES] += count;
