@@ -67,8 +67,13 @@ struct trapvm_vcpu_arch {
 	/* An exit to userspace whose completion the next RUN owes. */
 	bool io_pending;		/* IN/INS: data comes back in run */
 	bool hypercall_pending;		/* the result comes back in run */
+	bool mmio_pending;		/* MMIO load: data comes back in run */
 	struct trapvm_emu_result emu;
 	u32 emu_abort;			/* internal error hit inside ops */
+	/* MMIO inside trapvm_emulate(): allowed, seen, and where. */
+	bool mmio_ok;
+	bool mmio_seen;
+	u64 mmio_gpa;
 	u64 shadow_rip;			/* insn the STI/MOV SS shadow covers */
 };
 
@@ -303,23 +308,40 @@ static u32 vcpu_exit_stat(const struct trapvm_sw_exit *e)
 
 /* ---- the emulator's view of the vCPU (struct trapvm_emu_ops) ---- */
 
-static int vcpu_mem_result(struct trapvm_vcpu *vcpu, int r,
+static int vcpu_mem_result(struct trapvm_vcpu *vcpu, int r, u64 gva,
+			   unsigned int len, unsigned int access,
 			   struct trapvm_fault *f)
 {
+	struct trapvm_vcpu_arch *arch = vcpu->arch;
+
 	if (r == TRAPVM_MMU_FAULT_INJECT || r == TRAPVM_MMU_FAULT_GP)
 		return r;
-	/*
-	 * MMIO from an emulated instruction, or out of memory: the
-	 * emulator cannot finish it.  Stop the VM with an internal error
-	 * once the emulator returns; meanwhile make the access fail.
-	 */
-	vcpu->arch->emu_abort = r == TRAPVM_MMU_FAULT_MMIO ?
-				TRAPVM_INTERNAL_ERROR_EMULATION :
-				TRAPVM_INTERNAL_ERROR_MEMORY;
+	/* Whatever happens next, a caller unaware of MMIO sees a failure. */
 	f->vector = X86_TRAP_GP;
 	f->has_error_code = true;
 	f->error_code = 0;
 	f->cr2 = 0;
+	/*
+	 * Device memory: a data access of an instruction being emulated,
+	 * within one page (so that the MMU's gpa is where it starts), at
+	 * most one per instruction, may become an MMIO exit.  Fetches,
+	 * descriptor-table and stack accesses of event delivery, string
+	 * instructions (the emulator refuses them) cannot.
+	 */
+	if (r == TRAPVM_MMU_FAULT_MMIO && arch->mmio_ok && !arch->mmio_seen &&
+	    !(access & (TRAPVM_ACC_FETCH | TRAPVM_ACC_IMPLICIT)) &&
+	    len <= 8 && (gva & ~PAGE_MASK) + len <= PAGE_SIZE) {
+		arch->mmio_seen = true;
+		arch->mmio_gpa = trapvm_mmu_mmio_gpa(vcpu->mmu);
+		return TRAPVM_ACCESS_MMIO;
+	}
+	/*
+	 * Any other MMIO, or out of memory: stop the VM with an internal
+	 * error once the emulator or the delivery returns.
+	 */
+	arch->emu_abort = r == TRAPVM_MMU_FAULT_MMIO ?
+			  TRAPVM_INTERNAL_ERROR_EMULATION :
+			  TRAPVM_INTERNAL_ERROR_MEMORY;
 	return r;
 }
 
@@ -348,7 +370,7 @@ static int vcpu_emu_read(void *ctx, u64 gva, void *buf, unsigned int len,
 		r = trapvm_mmu_fetch(vcpu, gva, buf, len, access, f);
 	else
 		r = trapvm_mmu_read_gva(vcpu, gva, buf, len, access, f);
-	return r ? vcpu_mem_result(vcpu, r, f) : 0;
+	return r ? vcpu_mem_result(vcpu, r, gva, len, access, f) : 0;
 }
 
 static int vcpu_emu_write(void *ctx, u64 gva, const void *buf,
@@ -356,10 +378,11 @@ static int vcpu_emu_write(void *ctx, u64 gva, const void *buf,
 			  struct trapvm_fault *f)
 {
 	struct trapvm_vcpu *vcpu = ctx;
-	int r = trapvm_mmu_write_gva(vcpu, gva, buf, len,
-				     vcpu_emu_access(vcpu, access), f);
+	int r;
 
-	return r ? vcpu_mem_result(vcpu, r, f) : 0;
+	access = vcpu_emu_access(vcpu, access);
+	r = trapvm_mmu_write_gva(vcpu, gva, buf, len, access, f);
+	return r ? vcpu_mem_result(vcpu, r, gva, len, access, f) : 0;
 }
 
 static int vcpu_emu_rdmsr(void *ctx, u32 msr, u64 *val)
@@ -427,9 +450,20 @@ static int vcpu_shutdown(struct trapvm_vcpu *vcpu, u32 reason)
 	return 0;
 }
 
+/* An internal error the emu ops hit (vcpu_mem_result()), once. */
+static int vcpu_take_abort(struct trapvm_vcpu *vcpu)
+{
+	u32 why = vcpu->arch->emu_abort;
+
+	vcpu->arch->emu_abort = 0;
+	return vcpu_internal_error(vcpu, why);
+}
+
 /* What trapvm_deliver_*() / trapvm_emulate*() returned for delivery. */
 static int vcpu_delivered(struct trapvm_vcpu *vcpu, int status)
 {
+	if (vcpu->arch->emu_abort)
+		return vcpu_take_abort(vcpu);
 	if (status == TRAPVM_EMU_SHUTDOWN || vcpu->cpu.shutdown)
 		return vcpu_shutdown(vcpu, TRAPVM_SHUTDOWN_TRIPLE_FAULT);
 	return 1;
@@ -473,6 +507,32 @@ static int vcpu_exit_io(struct trapvm_vcpu *vcpu)
 	return 0;
 }
 
+/*
+ * A load or store to device memory: the address is the guest-physical
+ * one the shadow MMU found; a store's data goes out, a load's comes back
+ * in run->mmio.data with the next RUN (vcpu_complete_user_exit()).
+ */
+static int vcpu_exit_mmio(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_vcpu_arch *arch = vcpu->arch;
+	struct trapvm_emu_result *res = &arch->emu;
+	struct trapvm_run *run = vcpu->run;
+
+	if (!res->mmio.len || res->mmio.len > sizeof(run->mmio.data))
+		return vcpu_internal_error(vcpu,
+					   TRAPVM_INTERNAL_ERROR_EMULATION);
+	run->exit_reason = TRAPVM_EXIT_MMIO;
+	run->mmio.phys_addr = arch->mmio_gpa;
+	run->mmio.len = res->mmio.len;
+	run->mmio.is_write = res->mmio.is_write;
+	memset(run->mmio.data, 0, sizeof(run->mmio.data));
+	if (res->mmio.is_write)
+		memcpy(run->mmio.data, res->mmio.data, res->mmio.len);
+	arch->mmio_pending = !res->mmio.is_write;
+	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_EXIT_USER_MMIO);
+	return 0;
+}
+
 /* HLT: sleep until an interrupt can wake the vCPU (or a signal). */
 static int vcpu_halt(struct trapvm_vcpu *vcpu)
 {
@@ -505,11 +565,27 @@ static int vcpu_emulate(struct trapvm_vcpu *vcpu)
 	res->io_buf = (u8 *)vcpu->run + TRAPVM_RUN_IO_DATA_OFFSET;
 	res->io_buf_size = PAGE_SIZE - TRAPVM_RUN_IO_DATA_OFFSET;
 	arch->emu_abort = 0;
+	arch->mmio_seen = false;
+	arch->mmio_ok = true;
 	st = trapvm_emulate(&vcpu->cpu, &vcpu_emu_ops, vcpu, res);
+	arch->mmio_ok = false;
 	trace_trapvm_emulate(vcpu->id, rip, res->insn_class, res->insn_len,
 			     st);
 	if (arch->emu_abort)
-		return vcpu_internal_error(vcpu, arch->emu_abort);
+		return vcpu_take_abort(vcpu);
+	if (st == TRAPVM_EMU_MMIO && arch->mmio_seen)
+		return vcpu_exit_mmio(vcpu);
+	/*
+	 * Device memory the emulator touched but did not turn into an MMIO
+	 * access (not a plain load or store), or a fault on device memory
+	 * it could not emulate at all: no device can complete that, and
+	 * the guest's #PF would be wrong.
+	 */
+	if (st == TRAPVM_EMU_MMIO || arch->mmio_seen ||
+	    (st == TRAPVM_EMU_UNHANDLED && e->vector == X86_TRAP_PF &&
+	     arch->pf_result == TRAPVM_MMU_FAULT_MMIO))
+		return vcpu_internal_error(vcpu,
+					   TRAPVM_INTERNAL_ERROR_EMULATION);
 
 	switch (st) {
 	case TRAPVM_EMU_CONTINUE:
@@ -670,6 +746,12 @@ static int vcpu_complete_user_exit(struct trapvm_vcpu *vcpu)
 	if (arch->hypercall_pending) {
 		arch->hypercall_pending = false;
 		vcpu->cpu.gpr[GPR_RAX] = vcpu->run->hypercall.ret;
+	}
+	if (arch->mmio_pending) {
+		arch->mmio_pending = false;
+		st = trapvm_emulate_mmio_complete(&vcpu->cpu, &arch->emu,
+						  vcpu->run->mmio.data);
+		return vcpu_delivered(vcpu, st);
 	}
 	if (arch->io_pending) {
 		arch->io_pending = false;

@@ -17,6 +17,7 @@
 
 #include <linux/trapvm.h>
 #include <linux/trapvm_guest.h>
+#include <linux/trapvm_stats.h>
 
 #include "kselftest_harness.h"
 #include "trapvm_test.h"
@@ -1482,6 +1483,109 @@ TEST_F(vmf, port_io)
 		done = 0;
 	}
 	TVM_RUN_DONE(self->vm);
+}
+
+/* ---- loads and stores to device memory (MMIO exits) ---- */
+
+#define MMIO_VA		0x60000000ULL
+#define MMIO_GPA	0xfed01000ULL	/* far outside the VM's RAM */
+
+static void guest_mmio(void)
+{
+	volatile uint8_t *p = (volatile uint8_t *)MMIO_VA;
+	uint64_t v;
+
+	/* Stores: MOV r/m8, r8; MOV r/m16, imm16; MOV r/m32, r32; r/m64. */
+	asm volatile("movb %b0, 1(%1)" : : "q"(0xa1), "r"(p) : "memory");
+	asm volatile("movw $0xb2c3, 2(%0)" : : "r"(p) : "memory");
+	asm volatile("movl %0, 4(%1)" : : "r"(0xd4e5f607), "r"(p) : "memory");
+	asm volatile("movq %0, 8(%1)" : : "r"(0x0123456789abcdefULL), "r"(p)
+		     : "memory");
+	/* MOV r8: the other bits of the register stay (SDM Vol. 1 3.4.1.1). */
+	asm volatile("movq $-1, %0; movb 0x10(%1), %b0" : "=&q"(v) : "r"(p)
+		     : "memory");
+	GUEST_ASSERT_EQ(v, 0xffffffffffffff88ULL);
+	/* ... also AH (no REX prefix). */
+	asm volatile("movq $-1, %%rax; movb 0x11(%1), %%ah; movq %%rax, %0"
+		     : "=r"(v) : "Q"(p) : "rax", "memory");
+	GUEST_ASSERT_EQ(v, 0xffffffffffff5affULL);
+	/* MOV r32 zero-extends into the 64-bit register. */
+	asm volatile("movq $-1, %0; movl 0x14(%1), %k0" : "=&r"(v) : "r"(p)
+		     : "memory");
+	GUEST_ASSERT_EQ(v, 0x89abcdefULL);
+	asm volatile("movq 0x18(%1), %0" : "=r"(v) : "r"(p) : "memory");
+	GUEST_ASSERT_EQ(v, 0x1122334455667788ULL);
+	/* MOVZX r32, m8 / m16; MOVSX r64, m8; MOVSXD r64, m32. */
+	asm volatile("movq $-1, %0; movzbl 0x20(%1), %k0" : "=&r"(v)
+		     : "r"(p) : "memory");
+	GUEST_ASSERT_EQ(v, 0x99ULL);
+	asm volatile("movq $-1, %0; movzwl 0x22(%1), %k0" : "=&r"(v)
+		     : "r"(p) : "memory");
+	GUEST_ASSERT_EQ(v, 0xfedcULL);
+	asm volatile("movsbq 0x24(%1), %0" : "=r"(v) : "r"(p) : "memory");
+	GUEST_ASSERT_EQ(v, 0xffffffffffffff80ULL);
+	asm volatile("movslq 0x28(%1), %0" : "=r"(v) : "r"(p) : "memory");
+	GUEST_ASSERT_EQ(v, 0xffffffff80000001ULL);
+	GUEST_SYNC(0);
+	/* A string store to device memory: not emulated, the VM stops. */
+	asm volatile("movb $0x42, %%al; stosb" : "+D"(p) : : "rax", "memory");
+	GUEST_ASSERT(0);
+}
+
+TEST_F(vmf, mmio)
+{
+	static const struct {
+		uint8_t write, len, off;
+		uint64_t data;
+	} want[] = {
+		{ 1, 1, 0x01, 0xa1 },
+		{ 1, 2, 0x02, 0xb2c3 },
+		{ 1, 4, 0x04, 0xd4e5f607 },
+		{ 1, 8, 0x08, 0x0123456789abcdefULL },
+		{ 0, 1, 0x10, 0x88 },
+		{ 0, 1, 0x11, 0x5a },
+		{ 0, 4, 0x14, 0x89abcdef },
+		{ 0, 8, 0x18, 0x1122334455667788ULL },
+		{ 0, 1, 0x20, 0x99 },
+		{ 0, 2, 0x22, 0xfedc },
+		{ 0, 1, 0x24, 0x80 },
+		{ 0, 4, 0x28, 0x80000001 },
+	};
+	struct trapvm_run *run = self->vm->run;
+	struct trapvm_vcpu_stats st;
+	struct ucall uc;
+	unsigned int i;
+
+	ASSERT_GT(MMIO_GPA, self->vm->mem_size);
+	tvm_map(self->vm, MMIO_VA, MMIO_GPA, PTE_P | PTE_W);
+	tvm_enter(self->vm, guest_mmio, 0);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		uint64_t v = 0;
+
+		ASSERT_EQ(0, tvm_run(self->vm));
+		ASSERT_EQ(TRAPVM_EXIT_MMIO, run->exit_reason)
+			TH_LOG("step %u: %s", i, tvm_describe(self->vm, &uc));
+		EXPECT_EQ(MMIO_GPA + want[i].off, run->mmio.phys_addr)
+			TH_LOG("step %u", i);
+		EXPECT_EQ(want[i].len, run->mmio.len) TH_LOG("step %u", i);
+		EXPECT_EQ(want[i].write, run->mmio.is_write)
+			TH_LOG("step %u", i);
+		if (want[i].write) {
+			memcpy(&v, run->mmio.data, sizeof(v));
+			EXPECT_EQ(want[i].data, v) TH_LOG("step %u", i);
+		} else {
+			v = want[i].data;
+			memcpy(run->mmio.data, &v, sizeof(v));
+		}
+	}
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_GET_STATS, &st));
+	EXPECT_EQ(i, st.count[TRAPVM_STAT_EXIT_USER_MMIO]);
+	/* STOS to MMIO: no device access can express it. */
+	ASSERT_EQ(0, tvm_run(self->vm));
+	ASSERT_EQ(TRAPVM_EXIT_INTERNAL_ERROR, run->exit_reason)
+		TH_LOG("%s", tvm_describe(self->vm, &uc));
+	EXPECT_EQ(TRAPVM_INTERNAL_ERROR_EMULATION, run->internal.suberror);
 }
 
 /* ---- INVLPG, CR3 reloads, WBINVD, INVD, XSETBV ---- */
