@@ -786,14 +786,32 @@ static int vcpu_inject_irq(struct trapvm_vcpu *vcpu)
 	return vcpu_delivered(vcpu, st);
 }
 
+/*
+ * Could an external interrupt be delivered now: virtual IF set, no
+ * STI/MOV SS shadow still ahead of the guest, and none pending in the
+ * virtual APIC (that one would be delivered first).
+ */
+static bool vcpu_irq_window_open(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_cpu *cpu = &vcpu->cpu;
+
+	if (!(cpu->rflags & TRAPVM_RFLAGS_IF))
+		return false;
+	if (cpu->interrupt_shadow && cpu->rip == vcpu->arch->shadow_rip)
+		return false;
+	if (!vcpu->apic)
+		return true;
+	trapvm_vcpu_apic_sync(vcpu);
+	return trapvm_lapic_pending_irq(&vcpu->apic->lapic) < 0;
+}
+
 static void vcpu_fill_run(struct trapvm_vcpu *vcpu)
 {
 	struct trapvm_cpu *cpu = &vcpu->cpu;
 	struct trapvm_run *run = vcpu->run;
 
 	run->if_flag = !!(cpu->rflags & TRAPVM_RFLAGS_IF);
-	run->ready_for_interrupt_injection = run->if_flag &&
-					     !cpu->interrupt_shadow;
+	run->ready_for_interrupt_injection = vcpu_irq_window_open(vcpu);
 	run->cr8 = cpu->cr8;
 	run->apic_base = cpu->apic_base;
 }
@@ -815,6 +833,16 @@ static int vcpu_run_loop(struct trapvm_vcpu *vcpu)
 		}
 		cond_resched();
 
+		/*
+		 * Checked between any two exits of the guest: a window that
+		 * STI opens is seen at the guest's next exit (at the latest
+		 * the host's next timer tick).
+		 */
+		if (READ_ONCE(vcpu->run->request_interrupt_window) &&
+		    !raw_exits && vcpu_irq_window_open(vcpu)) {
+			vcpu->run->exit_reason = TRAPVM_EXIT_IRQ_WINDOW_OPEN;
+			return 0;
+		}
 		if (vcpu->cpu.halted && !raw_exits) {
 			ret = vcpu_halt(vcpu);
 			if (ret <= 0)

@@ -344,10 +344,11 @@ static const char *exit_name(uint32_t reason)
 {
 	static const char *const names[] = {
 		"UNKNOWN", "IO", "MMIO", "SHUTDOWN", "HYPERCALL",
-		"INTERNAL_ERROR", "INTR", "DEBUG",
+		"INTERNAL_ERROR", "INTR", "DEBUG", "IRQ_WINDOW_OPEN",
 	};
 
-	return reason < 8 ? names[reason] : "?";
+	return reason < sizeof(names) / sizeof(names[0]) ?
+	       names[reason] : "?";
 }
 
 const char *tvm_describe(struct tvm *vm, struct ucall *uc)

@@ -324,6 +324,72 @@ TEST_F(vmf, cli_sti)
 	TVM_RUN_DONE(self->vm);
 }
 
+/* request_interrupt_window: KVM's semantics, with the in-kernel APIC. */
+static volatile uint64_t window_spin;
+
+static void guest_irq_window(void)
+{
+	guest_x2apic_enable();
+	guest_handlers[0x41] = irq_handler;
+	irq_count = 0;
+	asm volatile("cli");
+	GUEST_SYNC(1);
+	GUEST_SYNC(4);			/* IF=0: the window stays shut */
+	asm volatile("sti");
+	while (!irq_count)		/* no exit of its own until the IRQ */
+		window_spin++;
+	GUEST_ASSERT_EQ(irq_vector, 0x41);
+	GUEST_SYNC(2);			/* IF=1, nothing pending: open */
+	asm volatile("cli");
+	GUEST_SYNC(3);
+}
+
+TEST_F(vmf, irq_window)
+{
+	struct trapvm_interrupt irq = { .vector = 0x41 };
+	struct trapvm_run *run = self->vm->run;
+	struct ucall uc;
+
+	tvm_enter(self->vm, guest_irq_window, 0);
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(1, uc.args[0]);
+	/* With IF=0 the request does not stop the guest. */
+	run->request_interrupt_window = 1;
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(4, uc.args[0]);
+	EXPECT_EQ(0, run->if_flag);
+	EXPECT_EQ(0, run->ready_for_interrupt_injection);
+	/* After STI, the window opens while the guest spins. */
+	ASSERT_EQ(0, tvm_run(self->vm));
+	ASSERT_EQ(TRAPVM_EXIT_IRQ_WINDOW_OPEN, run->exit_reason)
+		TH_LOG("%s", tvm_describe(self->vm, &uc));
+	EXPECT_EQ(1, run->if_flag);
+	EXPECT_EQ(1, run->ready_for_interrupt_injection);
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_INTERRUPT, &irq));
+	run->request_interrupt_window = 0;
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(2, uc.args[0]);
+	EXPECT_EQ(1, run->if_flag);
+	EXPECT_EQ(1, run->ready_for_interrupt_injection);
+	/*
+	 * An interrupt pending in the APIC goes first: the window is
+	 * reported only once its handler has returned (IRET sets IF).
+	 */
+	ASSERT_EQ(0, ioctl(self->vm->vcpu, TRAPVM_INTERRUPT, &irq));
+	run->request_interrupt_window = 1;
+	ASSERT_EQ(0, tvm_run(self->vm));
+	ASSERT_EQ(TRAPVM_EXIT_IRQ_WINDOW_OPEN, run->exit_reason)
+		TH_LOG("%s", tvm_describe(self->vm, &uc));
+	tvm_sync_from_guest(self->vm, irq_count);
+	EXPECT_EQ(2, irq_count);
+	run->request_interrupt_window = 0;
+	TVM_RUN_EXPECT(self->vm, &uc, UCALL_SYNC);
+	ASSERT_EQ(3, uc.args[0]);
+	EXPECT_EQ(0, run->if_flag);
+	EXPECT_EQ(0, run->ready_for_interrupt_injection);
+	TVM_RUN_DONE(self->vm);
+}
+
 /* ---- control registers ---- */
 
 #define CR4_BOOT	(CR4_PAE | (1ULL << 9) | (1ULL << 10))

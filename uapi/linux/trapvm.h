@@ -151,6 +151,7 @@ struct trapvm_interrupt {
 #define TRAPVM_EXIT_INTERNAL_ERROR	5	/* guest killed; see suberror */
 #define TRAPVM_EXIT_INTR		6	/* signal pending; RUN gave -EINTR */
 #define TRAPVM_EXIT_DEBUG		7	/* raw hardware exit (trapvm.raw_exits) */
+#define TRAPVM_EXIT_IRQ_WINDOW_OPEN	8	/* request_interrupt_window met */
 
 #define TRAPVM_EXIT_IO_IN		0
 #define TRAPVM_EXIT_IO_OUT		1
@@ -159,6 +160,12 @@ struct trapvm_interrupt {
 #define TRAPVM_INTERNAL_ERROR_MEMORY	2
 #define TRAPVM_INTERNAL_ERROR_SWITCHER	3	/* fault inside the world switch */
 
+/*
+ * request_interrupt_window: RUN returns TRAPVM_EXIT_IRQ_WINDOW_OPEN as
+ * soon as the vCPU could take an external interrupt (what
+ * ready_for_interrupt_injection says); clear it to run on.
+ * ready_for_interrupt_injection, if_flag: filled on every return from RUN.
+ */
 struct trapvm_run {
 	/* in */
 	__u8  request_interrupt_window;
