@@ -92,7 +92,8 @@ static int vcpu_fpu_init(struct trapvm_vcpu_arch *arch)
 	} else {
 		arch->fpu_size = sizeof(struct fxregs_state);
 	}
-	arch->fpu = alloc_pages_exact(arch->fpu_size, GFP_KERNEL | __GFP_ZERO);
+	arch->fpu = alloc_pages_exact(arch->fpu_size,
+				      GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 	if (!arch->fpu)
 		return -ENOMEM;
 	/*
@@ -136,7 +137,8 @@ int trapvm_vcpu_arch_create(struct trapvm_vcpu *vcpu)
 	struct trapvm_vcpu_arch *arch;
 	int ret;
 
-	arch = kzalloc(sizeof(*arch), GFP_KERNEL);
+	/* Charged to the VMM's memory cgroup, like guest RAM. */
+	arch = kzalloc(sizeof(*arch), GFP_KERNEL_ACCOUNT);
 	if (!arch)
 		return -ENOMEM;
 	ret = vcpu_fpu_init(arch);
@@ -286,6 +288,47 @@ static int vcpu_internal_error(struct trapvm_vcpu *vcpu, u32 suberror)
 	return 0;
 }
 
+/* Canonical with 48 address bits: valid for 4- and 5-level hosts alike. */
+static bool vcpu_canonical48(u64 addr)
+{
+	return (u64)((s64)(addr << 16) >> 16) == addr;
+}
+
+/*
+ * Can this state be entered at all?  The guest runs as 64-bit code on
+ * 4-level shadow tables, so only 64-bit mode with paging is possible
+ * (not the reset state, protected or compatibility mode: those would run
+ * as 64-bit code and fault forever).  The switcher loads the FS/GS bases
+ * into the real MSRs, where a non-canonical value faults in the host;
+ * SET_SREGS, SET_MSRS and the emulator refuse one, this makes sure.
+ */
+static int vcpu_check_state(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_cpu *cpu = &vcpu->cpu;
+	struct trapvm_run *run = vcpu->run;
+	u32 why;
+
+	if (!(cpu->efer & TRAPVM_EFER_LMA) || !(cpu->cr0 & TRAPVM_CR0_PG) ||
+	    trapvm_cpu_mode(cpu) != TRAPVM_MODE_64)
+		why = TRAPVM_INVALID_STATE_MODE;
+	else if (!vcpu_canonical48(cpu->seg[SREG_FS].base) ||
+		 !vcpu_canonical48(cpu->seg[SREG_GS].base))
+		why = TRAPVM_INVALID_STATE_BASE;
+	else
+		return 1;
+	run->exit_reason = TRAPVM_EXIT_INTERNAL_ERROR;
+	run->internal.suberror = TRAPVM_INTERNAL_ERROR_INVALID_STATE;
+	run->internal.ndata = 7;
+	run->internal.data[0] = why;
+	run->internal.data[1] = cpu->cr0;
+	run->internal.data[2] = cpu->efer;
+	run->internal.data[3] = cpu->seg[SREG_CS].attr;
+	run->internal.data[4] = cpu->seg[SREG_FS].base;
+	run->internal.data[5] = cpu->seg[SREG_GS].base;
+	run->internal.data[6] = cpu->rip;
+	return 0;
+}
+
 static u32 vcpu_exit_stat(const struct trapvm_sw_exit *e)
 {
 	if (e->host_event)
@@ -389,20 +432,14 @@ static int vcpu_emu_rdmsr(void *ctx, u32 msr, u64 *val)
 {
 	struct trapvm_vcpu *vcpu = ctx;
 
-	if (!vcpu->apic || !trapvm_lapic_is_msr(msr))
-		return TRAPVM_MSR_UNHANDLED;
-	return trapvm_lapic_rdmsr(&vcpu->apic->lapic, msr, val) ?
-	       TRAPVM_MSR_GP : TRAPVM_MSR_OK;
+	return trapvm_vcpu_apic_rdmsr(vcpu, msr, val);
 }
 
 static int vcpu_emu_wrmsr(void *ctx, u32 msr, u64 val)
 {
 	struct trapvm_vcpu *vcpu = ctx;
 
-	if (!vcpu->apic || !trapvm_lapic_is_msr(msr))
-		return TRAPVM_MSR_UNHANDLED;
-	return trapvm_lapic_wrmsr(&vcpu->apic->lapic, msr, val) ?
-	       TRAPVM_MSR_GP : TRAPVM_MSR_OK;
+	return trapvm_vcpu_apic_wrmsr(vcpu, msr, val);
 }
 
 static void vcpu_emu_cr3_load(void *ctx, u64 cr3, bool noflush)
@@ -712,9 +749,10 @@ static int vcpu_handle_exit(struct trapvm_vcpu *vcpu)
 	if (e->host_event)
 		return 1;
 	if (e->vector == TRAPVM_SW_VEC_FAULT) {
-		pr_warn_ratelimited("trapvm: vcpu %u: fault %u at %#llx inside the switcher (guest rip %#llx)\n",
-				    vcpu->id, e->fault_vector, e->fault_rip,
-				    vcpu->cpu.rip);
+		/* Userspace can cause it (SET_REGS): not for the host log. */
+		pr_debug("trapvm: vcpu %u: fault %u at %#llx inside the switcher (guest rip %#llx)\n",
+			 vcpu->id, e->fault_vector, e->fault_rip,
+			 vcpu->cpu.rip);
 		return vcpu_internal_error(vcpu,
 					   TRAPVM_INTERNAL_ERROR_SWITCHER);
 	}
@@ -833,6 +871,9 @@ static int vcpu_run_loop(struct trapvm_vcpu *vcpu)
 		}
 		cond_resched();
 
+		ret = vcpu_check_state(vcpu);
+		if (ret <= 0)
+			return ret;
 		/*
 		 * Checked between any two exits of the guest: a window that
 		 * STI opens is seen at the guest's next exit (at the latest

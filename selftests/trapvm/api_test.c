@@ -1266,6 +1266,86 @@ TEST(run_signal)
 	close(dev);
 }
 
+/*
+ * Only 64-bit mode with paging can run (the guest executes as 64-bit code
+ * on 4-level shadow tables): RUN in any other mode, the reset state
+ * first, stops with an internal error instead of entering.
+ */
+static void expect_invalid_mode(struct __test_metadata *_metadata, int vcpu,
+				struct trapvm_run *run, const char *what)
+{
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_RUN, 0)) TH_LOG("%s", what);
+	ASSERT_EQ(TRAPVM_EXIT_INTERNAL_ERROR, run->exit_reason)
+		TH_LOG("%s: exit %u", what, run->exit_reason);
+	EXPECT_EQ(TRAPVM_INTERNAL_ERROR_INVALID_STATE, run->internal.suberror)
+		TH_LOG("%s", what);
+	EXPECT_EQ(TRAPVM_INVALID_STATE_MODE, run->internal.data[0])
+		TH_LOG("%s", what);
+}
+
+TEST(run_invalid_state)
+{
+	struct trapvm_vcpu_stats st;
+	struct trapvm_sregs s, good;
+	struct trapvm_run *run;
+	uint8_t *ram;
+	int dev, vm, vcpu;
+
+	OPEN_DEV_OR_SKIP(dev);
+	vm = create_vm_mem(_metadata, dev, 4 * MiB);
+	vcpu = ioctl(vm, TRAPVM_CREATE_VCPU, 0);
+	ASSERT_LE(0, vcpu);
+	ram = mmap(NULL, 4 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, vm, 0);
+	ASSERT_NE(MAP_FAILED, ram);
+	run = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
+		   vcpu, 0);
+	ASSERT_NE(MAP_FAILED, run);
+
+	/* The reset state: real mode. */
+	expect_invalid_mode(_metadata, vcpu, run, "reset state");
+	EXPECT_EQ(RESET_CR0, run->internal.data[1]);
+	EXPECT_EQ(0, run->internal.data[2]);
+	/* Still refused on a second try; nothing was ever entered. */
+	expect_invalid_mode(_metadata, vcpu, run, "reset state again");
+
+	setup_spin_guest(_metadata, vcpu, ram);
+	ram[SPIN_RIP] = 0xf4;			/* HLT with IF=0 */
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_GET_SREGS, &good));
+
+	/* Compatibility mode: long mode, CS.L = 0. */
+	s = good;
+	s.cs.l = 0;
+	s.cs.db = 1;
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_SET_SREGS, &s));
+	expect_invalid_mode(_metadata, vcpu, run, "compatibility mode");
+	EXPECT_EQ(0, run->internal.data[3] & (1 << 13));
+
+	/* Protected mode without paging. */
+	s = good;
+	s.cs.l = 0;
+	s.cs.db = 1;
+	s.cr0 &= ~CR0_PG;
+	s.efer &= ~(EFER_LME | EFER_LMA);
+	s.cr4 = 0;
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_SET_SREGS, &s));
+	expect_invalid_mode(_metadata, vcpu, run, "protected mode");
+
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_GET_STATS, &st));
+	EXPECT_EQ(0, st.count[TRAPVM_STAT_ENTRIES]);
+
+	/* 64-bit mode runs: HLT with IF=0 ends it. */
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_SET_SREGS, &good));
+	ASSERT_EQ(0, ioctl(vcpu, TRAPVM_RUN, 0));
+	EXPECT_EQ(TRAPVM_EXIT_SHUTDOWN, run->exit_reason);
+	EXPECT_EQ(TRAPVM_SHUTDOWN_HLT, run->shutdown.reason);
+
+	munmap(run, page_size());
+	munmap(ram, 4 * MiB);
+	close(vcpu);
+	close(vm);
+	close(dev);
+}
+
 /* ---- lifetime ---- */
 
 TEST(vm_fd_closed_first)

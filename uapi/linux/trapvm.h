@@ -159,6 +159,15 @@ struct trapvm_interrupt {
 #define TRAPVM_INTERNAL_ERROR_EMULATION	1
 #define TRAPVM_INTERNAL_ERROR_MEMORY	2
 #define TRAPVM_INTERNAL_ERROR_SWITCHER	3	/* fault inside the world switch */
+/*
+ * The vCPU state cannot be entered (RUN did not enter the guest).
+ * data[0] says why: TRAPVM_INVALID_STATE_*; data[1..6]: CR0, EFER, CS
+ * descriptor bits 40..55 (L is bit 13), FS base, GS base, RIP.
+ */
+#define TRAPVM_INTERNAL_ERROR_INVALID_STATE	4
+
+#define TRAPVM_INVALID_STATE_MODE	1	/* not 64-bit mode with paging */
+#define TRAPVM_INVALID_STATE_BASE	2	/* FS/GS base not canonical */
 
 /*
  * request_interrupt_window: RUN returns TRAPVM_EXIT_IRQ_WINDOW_OPEN as
