@@ -72,8 +72,7 @@
 
 static const char *stat_names[] = {
 #define TRAPVM_STAT(id, name) name,
-	TRAPVM_VCPU_STATS
-#undef TRAPVM_STAT
+#include <linux/trapvm_stat_list.h>
 };
 
 static long page_size(void)

@@ -80,14 +80,14 @@ check "unknown command: status 2 and a message" \
 
 # -- stats: every counter of the uapi header, in order
 sed -n 's/^[[:space:]]*TRAPVM_STAT([A-Z_0-9]*,[[:space:]]*"\([a-z_0-9]*\)").*/\1/p' \
-	"$top/uapi/linux/trapvm_stats.h" > "$tmp/names"
+	"$top/uapi/linux/trapvm_stat_list.h" > "$tmp/names"
 st=$(run "$vmctl" stats)
 grep -v '^#' "$tmp/out" | awk '{ print $1 }' > "$tmp/got"
 if [ "$st" = 0 ] && [ -s "$tmp/names" ] && cmp -s "$tmp/names" "$tmp/got"; then
-	ok "vmctl stats lists every counter of trapvm_stats.h"
+	ok "vmctl stats lists every counter of trapvm_stat_list.h"
 else
 	diff "$tmp/names" "$tmp/got" | diag
-	not_ok "vmctl stats lists every counter of trapvm_stats.h"
+	not_ok "vmctl stats lists every counter of trapvm_stat_list.h"
 fi
 check "a vCPU that never ran has no entries or exits" \
 	sh -c "grep -E '^(entries|exit_)' '$tmp/out' | awk '\$2 != 0 { exit 1 }'"

@@ -193,8 +193,7 @@ int vmctl_parse_size(const char *s, uint64_t *bytes)
 
 static const char *const stat_names[] = {
 #define TRAPVM_STAT(id, name) [TRAPVM_STAT_##id] = name,
-	TRAPVM_VCPU_STATS
-#undef TRAPVM_STAT
+#include <linux/trapvm_stat_list.h>
 };
 
 int vmctl_print_stats(int vcpu_fd, int all, FILE *f)

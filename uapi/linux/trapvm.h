@@ -244,7 +244,7 @@ struct trapvm_run {
 
 /*
  * Per-vCPU counters (TRAPVM_GET_STATS).  The names and order are given by
- * TRAPVM_VCPU_STATS in <linux/trapvm_stats.h>; count[] has nr entries,
+ * <linux/trapvm_stat_list.h>; count[] has nr entries,
  * and new counters are only ever appended.
  */
 #define TRAPVM_STATS_MAX	256

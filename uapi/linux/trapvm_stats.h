@@ -4,74 +4,16 @@
  * the netlink family agree on names and indices.  Append only: the index
  * of a counter is part of the ABI.
  *
- * Users define TRAPVM_STAT(id, "name") before expanding TRAPVM_VCPU_STATS.
+ * The list itself is <linux/trapvm_stat_list.h>: define TRAPVM_STAT(id,
+ * "name") and include it to build a table of the counters.
  */
 #ifndef _UAPI_LINUX_TRAPVM_STATS_H
 #define _UAPI_LINUX_TRAPVM_STATS_H
 
-#define TRAPVM_VCPU_STATS						\
-	/* world switches and why the guest stopped running */		\
-	TRAPVM_STAT(ENTRIES,		"entries")			\
-	TRAPVM_STAT(EXIT_HOST_IRQ,	"exit_host_irq")		\
-	TRAPVM_STAT(EXIT_HOST_NMI,	"exit_host_nmi")		\
-	TRAPVM_STAT(EXIT_PF,		"exit_page_fault")		\
-	TRAPVM_STAT(EXIT_GP,		"exit_gp")			\
-	TRAPVM_STAT(EXIT_UD,		"exit_ud")			\
-	TRAPVM_STAT(EXIT_SYSCALL,	"exit_syscall")			\
-	TRAPVM_STAT(EXIT_INT,		"exit_soft_int")		\
-	TRAPVM_STAT(EXIT_EXCEPTION,	"exit_other_exception")		\
-	TRAPVM_STAT(EXIT_USER_IO,	"exit_user_io")			\
-	TRAPVM_STAT(EXIT_USER_MMIO,	"exit_user_mmio")		\
-	TRAPVM_STAT(EXIT_USER_HYPERCALL, "exit_user_hypercall")		\
-	TRAPVM_STAT(EXIT_SIGNAL,	"exit_signal")			\
-	TRAPVM_STAT(HALTS,		"halts")			\
-	/* delivered to the guest */					\
-	TRAPVM_STAT(INJ_EXCEPTION,	"injected_exceptions")		\
-	TRAPVM_STAT(INJ_IRQ,		"injected_interrupts")		\
-	TRAPVM_STAT(INJ_PF,		"injected_page_faults")		\
-	/* emulated instructions */					\
-	TRAPVM_STAT(EMUL_TOTAL,		"emulated")			\
-	TRAPVM_STAT(EMUL_FAILED,	"emulation_failed")		\
-	TRAPVM_STAT(EMUL_CLI_STI,	"emul_cli_sti")			\
-	TRAPVM_STAT(EMUL_HLT,		"emul_hlt")			\
-	TRAPVM_STAT(EMUL_MOV_CR,	"emul_mov_cr")			\
-	TRAPVM_STAT(EMUL_DTABLE,	"emul_desc_table")		\
-	TRAPVM_STAT(EMUL_SEG,		"emul_segment")			\
-	TRAPVM_STAT(EMUL_IRET,		"emul_iret")			\
-	TRAPVM_STAT(EMUL_SYSRET,	"emul_sysret")			\
-	TRAPVM_STAT(EMUL_SWAPGS,	"emul_swapgs")			\
-	TRAPVM_STAT(EMUL_MSR,		"emul_msr")			\
-	TRAPVM_STAT(EMUL_MSR_UNKNOWN,	"emul_msr_unknown")		\
-	TRAPVM_STAT(EMUL_IO,		"emul_io")			\
-	TRAPVM_STAT(EMUL_INVLPG,	"emul_invlpg")			\
-	TRAPVM_STAT(EMUL_HYPERCALL,	"emul_hypercall")		\
-	TRAPVM_STAT(EMUL_OTHER,		"emul_other")			\
-	/* shadow MMU */						\
-	TRAPVM_STAT(MMU_HIDDEN_PF,	"mmu_hidden_faults")		\
-	TRAPVM_STAT(MMU_CR3_LOADS,	"mmu_cr3_loads")		\
-	TRAPVM_STAT(MMU_INVLPG,		"mmu_invlpg")			\
-	TRAPVM_STAT(MMU_SHADOW_ALLOC,	"mmu_shadow_pages_created")	\
-	TRAPVM_STAT(MMU_SHADOW_FREE,	"mmu_shadow_pages_zapped")	\
-	TRAPVM_STAT(MMU_PT_WRITES,	"mmu_pt_writes_emulated")	\
-	TRAPVM_STAT(MMU_FLOODED,	"mmu_flooded_pages")		\
-	TRAPVM_STAT(MMU_ROOT_HIT,	"mmu_root_cache_hits")		\
-	TRAPVM_STAT(MMU_ROOT_MISS,	"mmu_root_cache_misses")	\
-	/* virtual x2APIC (copies of the model's counters) */		\
-	TRAPVM_STAT(APIC_TIMER_FIRED,	"apic_timer_expiries")		\
-	TRAPVM_STAT(APIC_IRQS_COALESCED, "apic_irqs_coalesced")		\
-	TRAPVM_STAT(APIC_IRQS_DROPPED,	"apic_irqs_dropped")		\
-	TRAPVM_STAT(APIC_IPIS_DROPPED,	"apic_ipis_dropped")		\
-	/* shadow MMU, continued (mmu_shadow_pages_live is a gauge) */	\
-	TRAPVM_STAT(MMU_SHADOW_LIVE,	"mmu_shadow_pages_live")	\
-	TRAPVM_STAT(MMU_UNSHADOWED,	"mmu_unshadowed_pages")		\
-	TRAPVM_STAT(MMU_RECLAIMED,	"mmu_shadow_pages_reclaimed")	\
-	TRAPVM_STAT(MMU_HC_UPDATES,	"mmu_hc_updates")
-
 #define TRAPVM_STAT(id, name) TRAPVM_STAT_##id,
 enum trapvm_vcpu_stat {
-	TRAPVM_VCPU_STATS
+#include <linux/trapvm_stat_list.h>
 	TRAPVM_STAT_NR
 };
-#undef TRAPVM_STAT
 
 #endif /* _UAPI_LINUX_TRAPVM_STATS_H */
