@@ -43,11 +43,29 @@ out "# test host: $(uname -r), config $config, $(nproc) CPUs," \
 	"$(grep -q '^flags.* la57' /proc/cpuinfo && echo 5 || echo 4)-level paging," \
 	"pti $(grep -q '^flags.* pti' /proc/cpuinfo && echo on || echo off)"
 
-while read -r prog args; do
-	case $prog in '' | '#'*) continue ;; esac
+# A line is [@CONFIG[,CONFIG...]] [NAME=VALUE...] PROGRAM [ARGS...]: an
+# @ list restricts the program to those configurations; the assignments
+# go into its environment (e.g. a shorter run in the extra configurations).
+while read -r line; do
+	set -- $line
+	case ${1:-#} in '#'*) continue ;; esac
+	case $1 in
+	@*)
+		case ",${1#@}," in *",$config,"*) ;; *) continue ;; esac
+		shift
+		;;
+	esac
+	envs=()
+	while [ $# -gt 0 ] && [[ $1 == [A-Za-z_]*=* ]]; do
+		envs+=("$1")
+		shift
+	done
+	prog=$1
+	shift
+	args=$*
 	name=${prog#selftests/}
 	log=$res/$(echo "$name" | tr '/' '_').log
-	out "# === $prog $args ==="
+	out "# === ${envs[*]} $prog $args ==="
 	if [ ! -x "$prog" ]; then
 		result not-ok "$name: missing or not executable (not built?)"
 		continue
@@ -58,7 +76,8 @@ while read -r prog args; do
 	# Streamed, so progress shows live; the raw output is kept in $log.
 	# Renumber the program's results into our stream, prefix their names
 	# with the program, and turn its plan and version into comments.
-	timeout -k 10 "$timeout" "$exe" $args < /dev/null 2>&1 | tee "$log" |
+	env "${envs[@]}" timeout -k 10 "$timeout" "$exe" $args < /dev/null 2>&1 |
+	tee "$log" |
 	awk -v n="$n" -v name="$name" -v sum="$log.sum" '
 		function emit(s) { print s; fflush() }
 		/^TAP version/ { emit("# " $0); next }
