@@ -4,17 +4,8 @@
  * libc (it is built with the guest flags, like guest.c).
  */
 #include <cpuid.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include "mmu_guest.h"
-
-#ifndef ARRAY_SIZE
-#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
-#endif
 
 extern const char __executable_start[], _end[];
 
@@ -156,62 +147,4 @@ bool mmu_has_1g(void)
 	if (!__get_cpuid(0x80000001, &a, &b, &c, &d))
 		return false;
 	return d & (1U << 26);
-}
-
-/*
- * Scan /dev/kmsg records after sequence number @mark; with @why, stop at
- * the first one that shows a splat or a trapvm vCPU diagnostic and copy
- * it there.  Returns the last sequence number seen, or -1 on a hit.
- */
-static long long kmsg_scan(long long mark, char *why, size_t len)
-{
-	static const char *const bad[] = {
-		"WARNING:", "Oops", "BUG:", "general protection",
-		"Call Trace:", "kernel BUG", "double fault", "trapvm: vcpu",
-		"stack-protector", "UBSAN", "KASAN", "soft lockup",
-	};
-	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-	long long last = mark, seq;
-	char buf[2048];
-	ssize_t r;
-	size_t i;
-
-	if (fd < 0)
-		return last;
-	while ((r = read(fd, buf, sizeof(buf) - 1)) != 0) {
-		char *c;
-
-		if (r < 0) {
-			if (errno == EPIPE)
-				continue;
-			break;
-		}
-		buf[r] = 0;
-		c = strchr(buf, ',');
-		if (!c)
-			continue;
-		seq = strtoll(c + 1, NULL, 10);
-		if (seq > last)
-			last = seq;
-		if (seq <= mark || !why)
-			continue;
-		for (i = 0; i < ARRAY_SIZE(bad); i++)
-			if (strstr(buf, bad[i])) {
-				snprintf(why, len, "%s", buf);
-				close(fd);
-				return -1;
-			}
-	}
-	close(fd);
-	return last;
-}
-
-long long mmu_host_log_mark(void)
-{
-	return kmsg_scan(-1, NULL, 0);
-}
-
-bool mmu_host_clean_since(long long mark, char *why, size_t len)
-{
-	return kmsg_scan(mark, why, len) >= 0;
 }

@@ -38,10 +38,19 @@ bool mmu_has_1g(void);
 
 /*
  * The host's kernel log: a mark, then "no splat and no trapvm vCPU
- * diagnostic since the mark" (only this test's own doing).
+ * diagnostic since the mark" (only this test's own doing); the library's
+ * tvm_host_log_mark() and tvm_host_clean_since().
  */
-long long mmu_host_log_mark(void);
-bool mmu_host_clean_since(long long mark, char *why, size_t len);
+static inline long long mmu_host_log_mark(void)
+{
+	return tvm_host_log_mark();
+}
+
+static inline bool mmu_host_clean_since(long long mark, char *why,
+					size_t len)
+{
+	return tvm_host_clean_since(mark, why, len);
+}
 
 /* Guest side. */
 static inline void mmu_invlpg(uint64_t va)

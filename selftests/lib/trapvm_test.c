@@ -240,11 +240,23 @@ static void vm_setup_sregs(struct tvm *vm)
 		tvm_fatal("SET_SREGS: %s", strerror(errno));
 }
 
+/*
+ * Where this process's part of the host log starts (tvm_host_clean()):
+ * taken by its first tvm_create().  The kselftest harness runs every test
+ * in a process of its own, so this is per test.
+ */
+static long long tvm_log_mark = -1;
+static bool tvm_log_marked;
+
 struct tvm *tvm_create(uint64_t mem_size)
 {
 	struct trapvm_memory mem = { .size = mem_size ?: TVM_MEM_DEFAULT };
 	struct tvm *vm = calloc(1, sizeof(*vm));
 
+	if (!tvm_log_marked) {
+		tvm_log_mark = tvm_host_log_mark();
+		tvm_log_marked = true;
+	}
 	if (!vm)
 		tvm_fatal("out of memory");
 	vm->mem_size = mem.size;
@@ -455,34 +467,66 @@ uint64_t tvm_now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* No kernel splat in the host's log (read through /dev/kmsg). */
-bool tvm_host_clean(char *why, size_t len)
+/*
+ * The host's kernel log (/dev/kmsg).  Scan the records after sequence
+ * number @mark; with @why, stop at the first one that shows a splat or a
+ * trapvm vCPU diagnostic and copy it there.  Returns the last sequence
+ * number seen, or -1 on a hit.
+ */
+static long long kmsg_scan(long long mark, char *why, size_t len)
 {
 	static const char *const bad[] = {
 		"WARNING:", "Oops", "BUG:", "general protection",
 		"Call Trace:", "kernel BUG", "double fault", "trapvm: vcpu",
+		"stack-protector", "UBSAN", "KASAN", "soft lockup",
 	};
-	char buf[2048];
-	bool clean = true;
 	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	long long last = mark, seq;
+	char buf[2048];
 	ssize_t r;
 	size_t i;
 
 	if (fd < 0)
-		return true;
+		return last;
 	while ((r = read(fd, buf, sizeof(buf) - 1)) != 0) {
+		char *c;
+
 		if (r < 0) {
 			if (errno == EPIPE)
 				continue;
 			break;
 		}
 		buf[r] = 0;
+		c = strchr(buf, ',');
+		if (!c)
+			continue;
+		seq = strtoll(c + 1, NULL, 10);
+		if (seq > last)
+			last = seq;
+		if (seq <= mark || !why)
+			continue;
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-			if (strstr(buf, bad[i]) && clean) {
+			if (strstr(buf, bad[i])) {
 				snprintf(why, len, "%s", buf);
-				clean = false;
+				close(fd);
+				return -1;
 			}
 	}
 	close(fd);
-	return clean;
+	return last;
+}
+
+long long tvm_host_log_mark(void)
+{
+	return kmsg_scan(-1, NULL, 0);
+}
+
+bool tvm_host_clean_since(long long mark, char *why, size_t len)
+{
+	return kmsg_scan(mark, why, len) >= 0;
+}
+
+bool tvm_host_clean(char *why, size_t len)
+{
+	return tvm_host_clean_since(tvm_log_mark, why, len);
 }

@@ -239,7 +239,14 @@ const char *tvm_describe(struct tvm *vm, struct ucall *uc);
 int tvm_set_msr(struct tvm *vm, uint32_t index, uint64_t data);
 uint64_t tvm_tsc_khz(struct tvm *vm);
 uint64_t tvm_now_ns(void);
-/* Host dmesg has no splat since *mark (0: take the mark now). */
+/*
+ * The host's kernel log: no splat and no trapvm vCPU diagnostic since
+ * @mark (a sequence number from tvm_host_log_mark()), or, for
+ * tvm_host_clean(), since this process (= this kselftest test) first
+ * called tvm_create().  @why gets the first bad record.
+ */
+long long tvm_host_log_mark(void);
+bool tvm_host_clean_since(long long mark, char *why, size_t len);
 bool tvm_host_clean(char *why, size_t len);
 
 #define tvm_sync_to_guest(vm, g) \
