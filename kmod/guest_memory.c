@@ -123,8 +123,9 @@ static bool trapvm_gpa_range_ok(struct trapvm_vm *vm, u64 gpa, size_t len)
 	return len <= size && gpa <= size - len;
 }
 
-int trapvm_read_guest_phys(struct trapvm_vm *vm, u64 gpa, void *buf,
-			   size_t len)
+/* Copy between guest RAM and a kernel buffer, page by page. */
+static int trapvm_copy_guest_phys(struct trapvm_vm *vm, u64 gpa, void *buf,
+				  size_t len, bool to_guest)
 {
 	if (!trapvm_gpa_range_ok(vm, gpa, len))
 		return -EFAULT;
@@ -139,7 +140,10 @@ int trapvm_read_guest_phys(struct trapvm_vm *vm, u64 gpa, void *buf,
 		if (!page)
 			return -ENOMEM;
 		va = kmap_local_page(page);
-		memcpy(buf, va + off, n);
+		if (to_guest)
+			memcpy(va + off, buf, n);
+		else
+			memcpy(buf, va + off, n);
 		kunmap_local(va);
 		put_page(page);
 
@@ -150,31 +154,17 @@ int trapvm_read_guest_phys(struct trapvm_vm *vm, u64 gpa, void *buf,
 	return 0;
 }
 
+int trapvm_read_guest_phys(struct trapvm_vm *vm, u64 gpa, void *buf,
+			   size_t len)
+{
+	return trapvm_copy_guest_phys(vm, gpa, buf, len, false);
+}
+
 int trapvm_write_guest_phys(struct trapvm_vm *vm, u64 gpa, const void *buf,
 			    size_t len)
 {
-	if (!trapvm_gpa_range_ok(vm, gpa, len))
-		return -EFAULT;
-
-	while (len) {
-		unsigned int off = offset_in_page(gpa);
-		size_t n = min_t(size_t, len, PAGE_SIZE - off);
-		struct page *page;
-		void *va;
-
-		page = trapvm_gfn_to_page(vm, gpa >> PAGE_SHIFT, true);
-		if (!page)
-			return -ENOMEM;
-		va = kmap_local_page(page);
-		memcpy(va + off, buf, n);
-		kunmap_local(va);
-		put_page(page);
-
-		buf += n;
-		gpa += n;
-		len -= n;
-	}
-	return 0;
+	/* The buffer is only read when copying to the guest. */
+	return trapvm_copy_guest_phys(vm, gpa, (void *)buf, len, true);
 }
 
 void trapvm_guest_mem_zap(struct trapvm_vm *vm, u64 gfn, u64 nr)
