@@ -9,6 +9,7 @@
 #include <linux/pagemap.h>
 
 #include "trapvm.h"
+#include "shadow/mmu.h"
 
 void trapvm_guest_mem_init(struct trapvm_guest_mem *mem)
 {
@@ -190,8 +191,95 @@ static vm_fault_t trapvm_guest_mem_fault(struct vm_fault *vmf)
 	return 0;
 }
 
+/*
+ * Userspace writes to guest page tables.  A gfn the shadow MMU shadows as a
+ * guest page table is TRAPVM_GPAGE_WRPROT: its user mappings are zapped
+ * and come back read-only (the VMA has ->page_mkwrite, so the core maps
+ * shared pages read-only until the first write), and the first userspace
+ * write lands here, where the shadow of the gfn is dropped before the
+ * write can happen.  The guest thus sees a VMM's write to its page tables
+ * like its own: at once, with no invalidation needed.
+ *
+ * The race with a vCPU that starts shadowing the gfn again while this
+ * fault completes is closed by the page lock: the bit is tested with the
+ * page locked and the core installs the writable PTE before unlocking it;
+ * trapvm_guest_mem_protect_from_user() sets the bit first and zaps under
+ * the page lock, so it either is seen here or zaps the new PTE.
+ */
+/*
+ * Until the shadow MMU is per VM and can unshadow one gfn for everyone:
+ * drop every vCPU's shadow before its next entry.  The per-VM MMU
+ * overrides this with the exact version.
+ */
+void __weak trapvm_mmu_user_write(struct trapvm_vm *vm, u64 gfn)
+{
+	unsigned int i;
+
+	for (i = 0; i < TRAPVM_MAX_VCPUS; i++) {
+		struct trapvm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+
+		if (vcpu && vcpu->mmu) {
+			trapvm_mmu_request_zap(vcpu);
+			trapvm_vcpu_kick(vcpu);
+		}
+	}
+}
+
+static vm_fault_t trapvm_guest_mem_page_mkwrite(struct vm_fault *vmf)
+{
+	struct trapvm_vm *vm = vmf->vma->vm_file->private_data;
+	struct trapvm_guest_mem *mem = &vm->mem;
+	struct page *page = vmf->page;
+	u64 gfn = vmf->pgoff;
+	bool tracked, stale;
+
+	for (;;) {
+		lock_page(page);
+		spin_lock(&mem->lock);
+		/* The balloon or page sharing replaced the page: fault again. */
+		stale = mem->gpages[gfn].page != page;
+		tracked = mem->gpages[gfn].flags & TRAPVM_GPAGE_WRPROT;
+		if (!stale)
+			mem->gpages[gfn].flags &= ~TRAPVM_GPAGE_WRPROT;
+		spin_unlock(&mem->lock);
+		if (stale) {
+			unlock_page(page);
+			return VM_FAULT_NOPAGE;
+		}
+		if (!tracked)
+			return VM_FAULT_LOCKED;
+		unlock_page(page);
+		/* Sleeps and takes the MMU lock: never under the page lock. */
+		trapvm_mmu_user_write(vm, gfn);
+	}
+}
+
+void trapvm_guest_mem_protect_from_user(struct trapvm_vm *vm, u64 gfn)
+{
+	struct trapvm_guest_mem *mem = &vm->mem;
+	struct page *page;
+
+	if (gfn >= trapvm_nr_gfns(mem))
+		return;
+	spin_lock(&mem->lock);
+	mem->gpages[gfn].flags |= TRAPVM_GPAGE_WRPROT;
+	page = mem->gpages[gfn].page;
+	if (page)
+		get_page(page);
+	spin_unlock(&mem->lock);
+	/* Never touched: no user mapping yet, the first write will see the bit. */
+	if (!page)
+		return;
+	lock_page(page);
+	unmap_mapping_range(&mem->mapping, (loff_t)gfn << PAGE_SHIFT,
+			    PAGE_SIZE, 1);
+	unlock_page(page);
+	put_page(page);
+}
+
 static const struct vm_operations_struct trapvm_guest_mem_vm_ops = {
 	.fault = trapvm_guest_mem_fault,
+	.page_mkwrite = trapvm_guest_mem_page_mkwrite,
 };
 
 int trapvm_guest_mem_mmap(struct trapvm_vm *vm, struct vm_area_struct *vma)

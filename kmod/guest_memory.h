@@ -35,6 +35,7 @@ struct trapvm_vm;
 /* struct trapvm_gpage.flags */
 #define TRAPVM_GPAGE_BALLOONED	BIT(0)	/* given back by the guest */
 #define TRAPVM_GPAGE_SHARED	BIT(1)	/* merged, copy-on-write */
+#define TRAPVM_GPAGE_WRPROT	BIT(2)	/* a shadowed page table: user writes trap */
 
 struct trapvm_gpage {
 	struct page *page;		/* NULL until first touch */
@@ -82,6 +83,16 @@ int trapvm_write_guest_phys(struct trapvm_vm *vm, u64 gpa, const void *buf,
 
 /* Zap userspace mappings of [gfn, gfn + nr) of the VM's RAM. */
 void trapvm_guest_mem_zap(struct trapvm_vm *vm, u64 gfn, u64 nr);
+
+/*
+ * The shadow MMU shadows @gfn as a guest page table from now on: make the
+ * userspace mappings of it read-only, so that a VMM write through its
+ * mapping of guest RAM first calls trapvm_mmu_user_write(), which drops
+ * the shadow of the gfn.  Sleeps (page lock, i_mmap_rwsem); may be called
+ * under the MMU lock, which page faults on guest RAM never hold while
+ * they hold the page lock.
+ */
+void trapvm_guest_mem_protect_from_user(struct trapvm_vm *vm, u64 gfn);
 
 /* mmap() of the VM fd: checks and sets up @vma for the fault handler. */
 int trapvm_guest_mem_mmap(struct trapvm_vm *vm, struct vm_area_struct *vma);

@@ -59,6 +59,7 @@
 #include <trapvm/walk.h>
 #include <trapvm/emulate.h>	/* struct trapvm_fault */
 
+struct trapvm_vm;
 struct trapvm_vcpu;
 struct trapvm_vcpu_mmu;
 
@@ -188,6 +189,14 @@ int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
  * kicks the vCPU out of the guest if it is running.
  */
 void trapvm_mmu_request_zap(struct trapvm_vcpu *vcpu);
+
+/*
+ * Userspace is about to write guest page @gfn through its mapping of guest
+ * RAM, and the gfn is (or was) shadowed as a guest page table
+ * (trapvm_guest_mem_protect_from_user()): drop its shadow everywhere.
+ * Sleeps; called from the page fault of the VMM's write.
+ */
+void trapvm_mmu_user_write(struct trapvm_vm *vm, u64 gfn);
 
 /*
  * Guest-virtual memory access for the emulator, with the guest's
