@@ -170,6 +170,9 @@ int trapvm_write_guest_phys(struct trapvm_vm *vm, u64 gpa, const void *buf,
 
 void trapvm_guest_mem_zap(struct trapvm_vm *vm, u64 gfn, u64 nr)
 {
+	/* unmap_mapping_range() reads a length of 0 as "to the end". */
+	if (!nr)
+		return;
 	unmap_mapping_range(&vm->mem.mapping, (loff_t)gfn << PAGE_SHIFT,
 			    (loff_t)nr << PAGE_SHIFT, 1);
 }
