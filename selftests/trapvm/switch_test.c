@@ -1158,8 +1158,13 @@ TEST_F_TIMEOUT(storm, nmi_storm, 600)
 		ASSERT_EQ(child, waitpid(child, &status, 0));
 		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 			TH_LOG("child status %#x", status);
-		/* Some must have hit the guest (how many depends on host speed). */
-		EXPECT_LT(n / 200, (long)guest_nmis);
+		/*
+		 * Some must have hit the guest.  How many is a matter of
+		 * timing (NMIs sent back to back mostly land while the
+		 * previous one's exit is handled; a loaded build machine
+		 * has seen 6 of 2000), so only "at least one" is asserted.
+		 */
+		EXPECT_LT(0, (long)guest_nmis);
 		EXPECT_EQ(unknown0,
 			  count_in_dmesg("NMI received for unknown reason"));
 		TH_LOG("%ld NMIs, %llu of them stopped the guest", n,
