@@ -94,6 +94,7 @@ void trapvm_mmu_walk_ctx(struct trapvm_vcpu *vcpu, struct trapvm_walk_ctx *c)
 	 */
 	c->pke = false;
 	c->gbpages = boot_cpu_has(X86_FEATURE_GBPAGES);
+	c->host_pkeys = boot_cpu_has(X86_FEATURE_OSPKE);
 	/* The guest sees the host's MAXPHYADDR unless told otherwise. */
 	c->maxphyaddr = cpu->maxphyaddr ? cpu->maxphyaddr :
 					  boot_cpu_data.x86_phys_bits;
@@ -146,7 +147,11 @@ static void mmu_set_gp(struct trapvm_fault *f)
 /* ------------------------------------------------------------------ */
 /* Filling the shadow                                                  */
 
-/* The access a hardware #PF error code describes (host NXE is on). */
+/*
+ * The access a hardware #PF error code describes (host NXE is on).  PK
+ * (a read or write of an execute-only leaf) adds nothing: the walk of the
+ * guest's tables decides, and the guest's error code never has PK.
+ */
 static u32 hw_error_access(u32 hw_error)
 {
 	if (hw_error & TRAPVM_PFERR_I)
@@ -164,6 +169,11 @@ static bool spte_allows(u64 spte, u32 access)
 	if ((access & TRAPVM_ACC_WRITE) && !(spte & TRAPVM_PTE_RW))
 		return false;
 	if ((access & TRAPVM_ACC_FETCH) && (spte & TRAPVM_PTE_NX))
+		return false;
+	/* TRAPVM_SHADOW_PKRU denies data access to execute-only leaves. */
+	if (!(access & TRAPVM_ACC_FETCH) &&
+	    (spte & TRAPVM_PTE_PKEY_MASK) ==
+	    ((u64)TRAPVM_SHADOW_XO_PKEY << TRAPVM_PTE_PKEY_SHIFT))
 		return false;
 	return true;
 }
@@ -273,10 +283,13 @@ mmu_fix_hidden_fault(struct trapvm_vcpu *vcpu, const struct trapvm_walk_ctx *c,
 		/*
 		 * The guest may do this but a page-table entry cannot say
 		 * so (an execute-only user page for a guest kernel with SMAP
-		 * on and SMEP off): give up rather than loop.
+		 * on and SMEP off, on a host without protection keys): give
+		 * up rather than loop.
 		 */
-		pr_err_ratelimited("vcpu %u: cannot shadow gva %#llx access %#x (perm %#x view %d)\n",
-				   vcpu->id, w->gva, access, w->perm, view);
+		pr_err_ratelimited("vcpu %u: cannot shadow gva %#llx access %#x (perm %#x view %d)%s\n",
+				   vcpu->id, w->gva, access, w->perm, view,
+				   c->host_pkeys ? "" :
+				   ": execute-only needs host protection keys (OSPKE)");
 		put_page(page);
 		return TRAPVM_MMU_FAULT_KILL;
 	}

@@ -33,7 +33,12 @@
  * What a shadow leaf holds: the host page backing the guest frame (a page
  * reference is held per leaf), P, U/S = 1, R/W only if the guest's view
  * may write, the guest's D flag is set and the frame is not a guest page
- * table, NX if the view may not fetch.  Guest 2 MiB and 1 GiB pages are
+ * table, NX if the view may not fetch, protection key 0.  The exception:
+ * a guest kernel fetch from a user page with SMAP on, AC = 0 and SMEP off
+ * (execute but not read) gets a read-only executable leaf with key
+ * TRAPVM_SHADOW_XO_PKEY, which the PKRU the guest runs with denies for
+ * data (<trapvm/walk.h>); on a host without protection keys that fetch
+ * is KILL.  Guest 2 MiB and 1 GiB pages are
  * shadowed with 4 KiB leaves.  Nothing but guest RAM pages is ever mapped.
  *
  * Hardware TLB: this code changes the shadow while the host CR3 is loaded;
@@ -117,7 +122,8 @@ u64 *trapvm_mmu_hole_slot(struct trapvm_vcpu *vcpu);
 
 /*
  * A #PF taken while the guest ran: @cr2 the faulting address, @hw_error
- * the hardware error code (W and I/D say what the access was).  Walks the
+ * the hardware error code (W and I/D say what the access was; PK, a data
+ * access to an execute-only leaf, is not special).  Walks the
  * guest's tables in the current virtual mode:
  *   the guest translation permits it -> fill the shadow, RESUME;
  *   it does not -> *inject = the guest's #PF (guest error code, CR2), INJECT;

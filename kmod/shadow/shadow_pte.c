@@ -14,11 +14,13 @@
  *           faults to the module, whose walk sets D; a "hidden" fault)
  *   fetches NX = 0
  *
- * The one combination a page-table entry cannot express is "execute but do
- * not read": a guest supervisor fetch from a user page with SMAP on, AC = 0
- * and SMEP off.  trapvm_shadow_pte() leaves such pages unmapped in
- * TRAPVM_VIEW_KERNEL (data accesses must fault), so the caller sees that
- * the walk allowed a fetch the shadow cannot give.
+ * The one combination P/RW/NX cannot express is "execute but do not read":
+ * a guest supervisor fetch from a user page with SMAP on, AC = 0 and SMEP
+ * off.  With host protection keys (ctx->host_pkeys) the leaf is present,
+ * executable and carries TRAPVM_SHADOW_XO_PKEY, which the PKRU the guest
+ * runs with denies for data (see <trapvm/walk.h>).  Without them such
+ * pages stay unmapped in TRAPVM_VIEW_KERNEL (data accesses must fault), so
+ * the caller sees that the walk allowed a fetch the shadow cannot give.
  */
 #include <trapvm/walk.h>
 
@@ -46,8 +48,15 @@ u64 trapvm_shadow_pte(const struct trapvm_walk_ctx *ctx,
 		break;
 	case TRAPVM_VIEW_KERNEL:
 		/* SMAP closed: no data access to user pages at all. */
-		if (user_page && ctx->smap)
-			return 0;
+		if (user_page && ctx->smap) {
+			if (nx || ctx->smep || !ctx->host_pkeys)
+				return 0;
+			/* A fetch is allowed: execute-only. */
+			return (host_pa & SHADOW_ADDR_MASK) | TRAPVM_PTE_P |
+			       TRAPVM_PTE_US | TRAPVM_PTE_A |
+			       ((u64)TRAPVM_SHADOW_XO_PKEY <<
+				TRAPVM_PTE_PKEY_SHIFT);
+		}
 		fallthrough;
 	case TRAPVM_VIEW_KERNEL_AC:
 		/* Supervisor: CR0.WP = 0 lets it write read-only pages. */

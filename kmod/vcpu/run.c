@@ -7,7 +7,8 @@
  * One iteration:
  *   signal pending?  -> -EINTR
  *   cond_resched()
- *   kernel_fpu_begin(); IRQs off; XRSTOR the guest's FPU state
+ *   kernel_fpu_begin(); IRQs off; XRSTOR the guest's FPU state; the
+ *   shadow's PKRU
  *   trapvm_switcher_run() (host IRQs/NMIs that stopped the guest are
  *   handed to the host's handlers inside, with IRQs still off)
  *   XSAVE the guest's FPU state; host PKRU back; IRQs on; kernel_fpu_end()
@@ -237,6 +238,16 @@ static bool vcpu_enter_guest(struct trapvm_vcpu *vcpu)
 	if (pkru)
 		host_pkru = rdpkru();
 	vcpu_fpu_load(arch);
+	/*
+	 * The guest runs with the shadow's PKRU (execute-only leaves, see
+	 * <trapvm/walk.h>), whatever its XSAVE area says.  Its virtual CPU
+	 * has no PKE, but WRPKRU/XRSTOR at CPL3 cannot be made to trap: a
+	 * value the guest loads lasts until the next exit and only hurts
+	 * the guest (its execute-only pages open to data accesses, or its
+	 * own accesses faulting to the module and emulated).
+	 */
+	if (pkru)
+		wrpkru(TRAPVM_SHADOW_PKRU);
 	trapvm_switcher_run(&arch->regs, cr3, &arch->exit);
 	vcpu_fpu_save(arch);
 	/* Kernel accesses to user memory obey PKRU: give back the host's. */

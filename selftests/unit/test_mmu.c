@@ -26,6 +26,7 @@ unsigned char *kshim_arena;
 struct page kshim_pages[NR_ARENA_PAGES];
 long kshim_pages_used, kshim_bad_frees, kshim_warnings;
 int kshim_la57, kshim_fail_alloc, kshim_fail_kmalloc;
+bool kshim_ospke;
 struct kshim_cpuinfo boot_cpu_data = { .x86_phys_bits = 40 };
 static unsigned int next_free;
 
@@ -161,6 +162,7 @@ static u64 host_pa_of(u64 gpa)
 #define D	BIT_ULL(6)
 #define PS	BIT_ULL(7)
 #define NX	BIT_ULL(63)
+#define PKEY	(0xfULL << 59)
 #define ADDR	0x000ffffffffff000ULL
 
 #define GUEST_CR3	0x100000ULL
@@ -276,6 +278,7 @@ static void tap(int ok, const char *name)
 #define HW_W	2u
 #define HW_U	4u
 #define HW_I	16u
+#define HW_PK	32u
 
 static long roots_pages(void)
 {
@@ -440,7 +443,7 @@ static void test_views(void)
 {
 	const u64 sup = 0x800000, usr = 0x801000;
 	struct trapvm_fault f;
-	u64 kroot, uroot, acroot;
+	u64 kroot, uroot, acroot, xroot, xkey;
 	int ok = 1, r;
 
 	setup();
@@ -492,11 +495,57 @@ static void test_views(void)
 	      f.error_code);
 
 	/* SMAP on, SMEP off, AC = 0: fetch from a user page can't be
-	 * expressed: kill rather than loop.
+	 * expressed without host protection keys: kill rather than loop.
 	 */
 	set_mode(0, X86_CR0_WP, X86_CR4_SMAP, true, false);
 	r = trapvm_mmu_page_fault(&vcpu, usr, HW_U | HW_I, &f);
 	CHECK(r == TRAPVM_MMU_FAULT_KILL, "execute-only: %d", r);
+
+	/* With them: a present, executable, read-only leaf whose key the
+	 * guest's PKRU denies (and only that key).  A read or write then
+	 * faults in hardware with PK: the guest's SMAP #PF, without PK.
+	 */
+	kshim_ospke = true;
+	xroot = trapvm_mmu_root(&vcpu);
+	xkey = (u64)TRAPVM_SHADOW_XO_PKEY << TRAPVM_PTE_PKEY_SHIFT;
+	CHECK(TRAPVM_SHADOW_XO_PKEY != 0 &&
+	      (TRAPVM_SHADOW_PKRU >> (2 * TRAPVM_SHADOW_XO_PKEY) & 3) == 3 &&
+	      (TRAPVM_SHADOW_PKRU & ~(3u << (2 * TRAPVM_SHADOW_XO_PKEY))) == 0,
+	      "PKRU %#x key %d", TRAPVM_SHADOW_PKRU, TRAPVM_SHADOW_XO_PKEY);
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_U | HW_I, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "execute-only fetch: %d", r);
+	CHECK((shadow_leaf(xroot, usr) & (P | US | RW | NX | PKEY)) ==
+	      (P | US | xkey), "execute-only leaf %#" PRIx64,
+	      shadow_leaf(xroot, usr));
+	r = trapvm_mmu_page_fault(&vcpu, sup, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
+	      (shadow_leaf(xroot, sup) & (P | PKEY)) == P,
+	      "kernel leaf: r %d %#" PRIx64, r, shadow_leaf(xroot, sup));
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_P | HW_U | HW_PK, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT && f.error_code == HW_P &&
+	      f.cr2 == usr, "PK read: r %d error %#x", r, f.error_code);
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_U | HW_I, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "execute-only refetch: %d", r);
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_P | HW_W | HW_U | HW_PK,
+				  &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT &&
+	      f.error_code == (HW_P | HW_W) && f.cr2 == usr,
+	      "PK write: r %d error %#x", r, f.error_code);
+	/* RFLAGS.AC = 1 is another root: an ordinary readable leaf. */
+	set_mode(0, X86_CR0_WP, X86_CR4_SMAP, true, true);
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME && trapvm_mmu_root(&vcpu) != xroot,
+	      "AC read: %d", r);
+	CHECK((shadow_leaf(trapvm_mmu_root(&vcpu), usr) & (P | PKEY)) == P,
+	      "AC leaf %#" PRIx64,
+	      shadow_leaf(trapvm_mmu_root(&vcpu), usr));
+	/* SMEP on: nothing to express, the fetch is the guest's #PF. */
+	set_mode(0, X86_CR0_WP, X86_CR4_SMEP | X86_CR4_SMAP, true, false);
+	r = trapvm_mmu_page_fault(&vcpu, usr, HW_U | HW_I, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT &&
+	      f.error_code == (HW_P | HW_I), "SMEP fetch: r %d error %#x", r,
+	      f.error_code);
+	kshim_ospke = false;
 
 	trapvm_mmu_destroy(&vcpu);
 	CHECK(guest_refs_clean() && trapvm_mmu_total_pages() == 0, "leak");

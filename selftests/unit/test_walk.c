@@ -762,7 +762,10 @@ static void test_memory_edges(void)
  * allow exactly what the model allows the virtual mode of that view,
  * except that a write must fault while the guest's D flag is clear, and
  * that "fetch but no read" (KERNEL view, SMAP on, SMEP off, user page) is
- * left unmapped (documented in shadow_pte.c).
+ * left unmapped without host protection keys (documented in
+ * shadow_pte.c).  With them the hardware also applies the PKRU the guest
+ * runs with (TRAPVM_SHADOW_PKRU) to data accesses: AD or WD of the leaf's
+ * key.
  */
 static void test_shadow_pte(void)
 {
@@ -772,7 +775,7 @@ static void test_shadow_pte(void)
 	unsigned int combo, m;
 	char buf[160];
 
-	for (combo = 0; combo < 512; combo++) {
+	for (combo = 0; combo < 1024; combo++) {
 		u64 e[4] = { 1, 1, 1, 1 };
 		int i;
 
@@ -785,6 +788,7 @@ static void test_shadow_pte(void)
 		}
 		if (combo & 256)
 			e[3] |= B(6);
+		c.host_pkeys = !!(combo & 512);
 		for (m = 0; m < 128; m++) {
 			struct trapvm_walk w;
 			enum trapvm_view view;
@@ -847,11 +851,20 @@ static void test_shadow_pte(void)
 					hw = !(spte & B(63));
 				else
 					hw = 1;
+				if (hw && acc != A_FETCH && c.host_pkeys) {
+					int key = (spte >> 59) & 15;
+					u32 pkru = TRAPVM_SHADOW_PKRU;
+
+					if ((pkru >> (2 * key)) & 1 ||
+					    (acc == A_WRITE &&
+					     (pkru >> (2 * key + 1)) & 1))
+						hw = 0;
+				}
 				if (acc == A_WRITE && !(e[3] & B(6)))
 					want = 0;	/* D clear: fault */
 				if (acc == A_FETCH && want &&
 				    view == TRAPVM_VIEW_KERNEL && !c.smep &&
-				    (w.perm & TRAPVM_PERM_U))
+				    (w.perm & TRAPVM_PERM_U) && !c.host_pkeys)
 					want = 0;	/* documented */
 				if (hw != want) {
 					snprintf(buf, sizeof(buf),

@@ -79,6 +79,8 @@ struct trapvm_walk_ctx {
 	bool ac;		/* RFLAGS.AC */
 	bool gbpages;		/* 1 GiB pages supported (else PS is reserved) */
 	bool hole;		/* PML4 slots 256..271 read as not present */
+	/* Host CR4.PKE: the shadow may use execute-only leaves (below). */
+	bool host_pkeys;
 };
 
 /*
@@ -169,11 +171,28 @@ static inline enum trapvm_view trapvm_view_of(const struct trapvm_walk_ctx *c)
 }
 
 /*
+ * Execute-only shadow leaves.  A guest supervisor fetch from a guest user
+ * page with SMAP on, RFLAGS.AC = 0 and SMEP off is allowed while a read or
+ * a write is not, and P/RW/NX cannot say "execute but do not read".  A
+ * protection key can: PKRU governs data accesses to U/S = 1 pages and never
+ * instruction fetches.  With host protection keys (ctx->host_pkeys) such a
+ * leaf in TRAPVM_VIEW_KERNEL carries key TRAPVM_SHADOW_XO_PKEY and the world
+ * switch runs the guest with PKRU = TRAPVM_SHADOW_PKRU: that key access-
+ * and write-disabled, every other key (every other leaf has key 0) allowed.
+ * The shadow tables and the PKRU the guest runs with are the module's own,
+ * so any key but 0 would do; none is taken from a host process's pkeys.
+ */
+#define TRAPVM_SHADOW_XO_PKEY	15
+#define TRAPVM_SHADOW_PKRU	(3U << (2 * TRAPVM_SHADOW_XO_PKEY))
+
+/*
  * The shadow leaf for a 4 KiB host page at @host_pa that backs a guest
  * translation @w (a successful walk), in @view under @ctx.  Returns 0 if
  * the page must not be mapped in that view (every access there must fault
  * to the module), else P | U/S | A, R/W only if the view may write and the
- * guest's D flag is already set, and NX if the view may not fetch.
+ * guest's D flag is already set, and NX if the view may not fetch; an
+ * execute-only leaf (above) has key TRAPVM_SHADOW_XO_PKEY, every other
+ * leaf key 0.
  */
 u64 trapvm_shadow_pte(const struct trapvm_walk_ctx *ctx,
 		      const struct trapvm_walk *w, enum trapvm_view view,

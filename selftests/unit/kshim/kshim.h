@@ -304,7 +304,11 @@ extern long kshim_warnings;
 #define X86_EFLAGS_AC		BIT_ULL(18)
 
 #define X86_FEATURE_GBPAGES	1
-#define boot_cpu_has(f)		((f) == X86_FEATURE_GBPAGES)
+#define X86_FEATURE_OSPKE	2
+/* Host protection keys: set by the test (execute-only shadow leaves). */
+extern bool kshim_ospke;
+#define boot_cpu_has(f)		((f) == X86_FEATURE_GBPAGES || \
+				 ((f) == X86_FEATURE_OSPKE && kshim_ospke))
 struct kshim_cpuinfo {
 	u8 x86_phys_bits;
 };
