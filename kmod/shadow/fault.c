@@ -191,6 +191,7 @@ static union trapvm_sp_role child_role(const struct trapvm_walk_ctx *c,
 
 	role.level = level - 1;
 	role.upper = 0;
+	role.owner = 0;		/* below the PML4: shared by all vCPUs */
 	if (!parent.direct) {
 		u64 gpte = w->ptes[4 - level];
 
@@ -215,19 +216,71 @@ static union trapvm_sp_role child_role(const struct trapvm_walk_ctx *c,
 	return role;
 }
 
+/*
+ * A guest entry the walk used changed since it was read (only possible
+ * for a table that was not write-protected yet: another vCPU wrote it
+ * natively).  Setting A or D only lets the shadow allow more later.
+ */
+static bool gpte_changed(u64 old, u64 cur)
+{
+	u64 ad = TRAPVM_PTE_A | TRAPVM_PTE_D;
+
+	return (old | ad) != (cur | ad) || (old & ~cur);
+}
+
+/*
+ * Guest tables became write-tracked during this fault: their entries were
+ * read by the walk before any other vCPU lost its writable mapping of
+ * them.  Now that every shadow leaf of them is read-only and the remote
+ * TLBs are flushed, read them again; if one changed, unlink what was
+ * built from it (the next access faults and walks again).  @sps[level]
+ * is the shadow page holding the entry for the guest entry at @level.
+ * Returns true if the walk still holds.
+ */
+static bool mmu_recheck_walk(struct trapvm_vcpu *vcpu,
+			     const struct trapvm_walk *w,
+			     struct trapvm_sp *sps[5])
+{
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
+	bool ok = true;
+	int i;
+
+	if (m->need_flush) {
+		trapvm_mmu_flush_remote(m);
+		m->need_flush = false;
+	}
+	for (i = 0; i < w->nr_entries && i < 4; i++) {
+		int level = 4 - i;
+		u64 cur;
+
+		if (trapvm_read_guest_phys(vcpu->vm, w->pte_gpa[i], &cur,
+					   sizeof(cur)))
+			return false;
+		if (!gpte_changed(w->ptes[i], cur))
+			continue;
+		ok = false;
+		if (level > 1 && sps[level])
+			trapvm_sp_zap_entry(m, sps[level],
+					    pt_index(w->gva, level));
+	}
+	return ok;
+}
+
 /* A hidden fault: install the shadow leaf for a permitted access. */
 static enum trapvm_mmu_fault_result
 mmu_fix_hidden_fault(struct trapvm_vcpu *vcpu, const struct trapvm_walk_ctx *c,
 		     const struct trapvm_walk *w, u32 access)
 {
 	struct trapvm_vcpu_mmu *mmu = vcpu->mmu;
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
 	enum trapvm_view view = trapvm_view_of(c);
 	u64 gfn = w->gpa >> PAGE_SHIFT;
+	struct trapvm_sp *sps[5] = { NULL };
 	struct trapvm_mmu_root *root;
 	struct trapvm_sp *sp;
 	struct page *page;
 	unsigned int idx;
-	bool created, linked = false;
+	bool created, linked = false, recheck = false;
 	u64 spte;
 	int level;
 
@@ -244,7 +297,8 @@ mmu_fix_hidden_fault(struct trapvm_vcpu *vcpu, const struct trapvm_walk_ctx *c,
 		struct trapvm_sp *child;
 		u64 child_gfn;
 
-		trapvm_sp_touch(vcpu, sp);
+		sps[level] = sp;
+		trapvm_sp_touch(m, sp);
 		role = child_role(c, w, sp->role, level, &child_gfn);
 		if (*sptep & TRAPVM_PTE_P) {
 			child = trapvm_sp_of_table(__va(SHADOW_ADDR(*sptep)));
@@ -254,22 +308,27 @@ mmu_fix_hidden_fault(struct trapvm_vcpu *vcpu, const struct trapvm_walk_ctx *c,
 				continue;
 			}
 			/* A clean large page got dirty: relink. */
-			trapvm_sp_zap_entry(vcpu, sp, pt_index(w->gva, level));
+			trapvm_sp_zap_entry(m, sp, pt_index(w->gva, level));
 		}
-		child = trapvm_sp_get(vcpu, child_gfn, role, &created);
-		if (!child || trapvm_sp_link(vcpu, sptep, child))
+		child = trapvm_sp_get(m, child_gfn, role, &created);
+		if (!child || trapvm_sp_link(m, sptep, child))
 			return TRAPVM_MMU_FAULT_KILL;
+		recheck |= created && !role.direct;
 		linked = true;
 		sp = child;
 	}
-	trapvm_sp_touch(vcpu, sp);
+	sps[1] = sp;
+	trapvm_sp_touch(m, sp);
+
+	if (recheck && !mmu_recheck_walk(vcpu, w, sps))
+		return TRAPVM_MMU_FAULT_RESUME;
 
 	page = trapvm_gfn_to_page(vcpu->vm, gfn, true);
 	if (!page)
 		return TRAPVM_MMU_FAULT_KILL;	/* RAM checked: -ENOMEM */
 
 	spte = trapvm_shadow_pte(c, w, view, page_to_phys(page));
-	if (trapvm_gfn_is_tracked(vcpu, gfn)) {
+	if (trapvm_gfn_is_tracked(m, gfn)) {
 		/* A guest page table: writes must trap. */
 		spte &= ~(TRAPVM_PTE_RW | TRAPVM_PTE_D);
 		if ((access & TRAPVM_ACC_WRITE) && (spte & TRAPVM_PTE_P)) {
@@ -283,23 +342,21 @@ mmu_fix_hidden_fault(struct trapvm_vcpu *vcpu, const struct trapvm_walk_ctx *c,
 		/*
 		 * The guest may do this but a page-table entry cannot say
 		 * so (an execute-only user page for a guest kernel with SMAP
-		 * on and SMEP off, on a host without protection keys): give
-		 * up rather than loop.
+		 * on and SMEP off): give up rather than loop.
 		 */
-		pr_err_ratelimited("vcpu %u: cannot shadow gva %#llx access %#x (perm %#x view %d)%s\n",
-				   vcpu->id, w->gva, access, w->perm, view,
-				   c->host_pkeys ? "" :
-				   ": execute-only needs host protection keys (OSPKE)");
+		pr_err_ratelimited("vcpu %u: cannot shadow gva %#llx access %#x (perm %#x view %d)\n",
+				   vcpu->id, w->gva, access, w->perm, view);
 		put_page(page);
 		return TRAPVM_MMU_FAULT_KILL;
 	}
 
 	idx = pt_index(w->gva, 1);
 	/*
-	 * The leaf already let this access through: unless a table on the
-	 * way was just linked (a shared page already had it), the hardware
-	 * faulted for a reason the shadow cannot fix.  Filling it again
-	 * would loop.
+	 * The leaf already lets this access through.  If a table on the
+	 * way was just linked (a shared page already had it), or another
+	 * vCPU filled the leaf after this one faulted, resuming is right.
+	 * The same fault again on an unchanged shadow: the hardware faulted
+	 * for a reason the shadow cannot fix; filling it again would loop.
 	 */
 	if (sp->spt[idx] == spte) {
 		put_page(page);
@@ -307,11 +364,19 @@ mmu_fix_hidden_fault(struct trapvm_vcpu *vcpu, const struct trapvm_walk_ctx *c,
 			trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_HIDDEN_PF);
 			return TRAPVM_MMU_FAULT_RESUME;
 		}
+		if (mmu->spurious_gva != (w->gva & PAGE_MASK) ||
+		    mmu->spurious_access != access) {
+			mmu->spurious_gva = w->gva & PAGE_MASK;
+			mmu->spurious_access = access;
+			return TRAPVM_MMU_FAULT_RESUME;
+		}
+		mmu->spurious_gva = ~0ULL;
 		return TRAPVM_MMU_FAULT_EMULATE;
 	}
+	mmu->spurious_gva = ~0ULL;
 
-	trapvm_sp_zap_entry(vcpu, sp, idx);
-	if (trapvm_rmap_add(vcpu, sp, idx, gfn)) {
+	trapvm_sp_zap_entry(m, sp, idx);
+	if (trapvm_rmap_add(m, sp, idx, gfn)) {
 		put_page(page);
 		return TRAPVM_MMU_FAULT_KILL;
 	}
@@ -389,10 +454,17 @@ enum trapvm_mmu_fault_result trapvm_mmu_page_fault(struct trapvm_vcpu *vcpu,
 {
 	bool tracing = trace_trapvm_mmu_fault_enabled();
 	u64 start = tracing ? trapvm_mmu_cycles() : 0, gpa = ~0ULL;
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
 	enum trapvm_mmu_fault_result r;
 
 	vcpu->mmu->wp_fault_gfn = ~0ULL;
+	/*
+	 * The walk too is under the lock: the guest tables that are tracked
+	 * change only through emulated writes, which take it.
+	 */
+	trapvm_mmu_lock(m, vcpu);
 	r = mmu_page_fault(vcpu, cr2, hw_error, inject, &gpa);
+	trapvm_mmu_unlock(m);
 	if (tracing)
 		trace_trapvm_mmu_fault(vcpu->id, cr2, gpa, hw_error,
 				       r == TRAPVM_MMU_FAULT_INJECT ?

@@ -45,16 +45,26 @@
  * the world switch must load the shadow CR3 without PCID no-flush on every
  * entry, so the hardware never uses a stale shadow translation.
  *
- * Locking: every function here runs under vcpu->mutex (the RUN loop and
- * the register ioctls), except trapvm_mmu_request_zap() which may be
- * called from anywhere; the MMU is per vCPU.  Everything may sleep
- * (allocations, first touch of guest memory) except trapvm_mmu_hole_slot().
+ * Several vCPUs: the shadow page cache is per VM (vm->mmu), shared by the
+ * vCPUs under one mutex; each vCPU has its own root cache and its own
+ * PML4 shadow pages (the world switch writes into them).  A change that
+ * takes rights away from the shared shadow makes the other vCPUs that are
+ * in the guest exit (an IPI, shadow/tlb.c) before anything is freed or
+ * relied on, so a page-table write by one vCPU reaches all at once.
+ *
+ * Locking: the vCPU functions here run under vcpu->mutex (the RUN loop and
+ * the register ioctls) and take the VM's mmu lock (vcpu->mutex -> vm->lock
+ * -> mmu lock); trapvm_mmu_request_zap() may be called from anywhere.
+ * Everything may sleep (allocations, first touch of guest memory) except
+ * trapvm_mmu_hole_slot(), trapvm_mmu_guest_enter()/exit(),
+ * trapvm_mmu_request_zap() and trapvm_mmu_gfn_shadowed().
  *
  * Counters (vcpu->stats): MMU_HIDDEN_PF, MMU_CR3_LOADS, MMU_INVLPG,
  * MMU_SHADOW_ALLOC/FREE/LIVE, MMU_PT_WRITES, MMU_FLOODED, MMU_UNSHADOWED,
- * MMU_ROOT_HIT/MISS, MMU_RECLAIMED, MMU_HC_UPDATES.  Injected #PFs are
- * counted (INJ_PF) by the exception delivery code when they reach the
- * guest.
+ * MMU_ROOT_HIT/MISS, MMU_RECLAIMED, MMU_HC_UPDATES, MMU_REMOTE_FLUSH, for
+ * the vCPU that did the work; MMU_SHADOW_LIVE is the VM's gauge.  Injected
+ * #PFs are counted (INJ_PF) by the exception delivery code when they
+ * reach the guest.
  */
 #ifndef _TRAPVM_SHADOW_MMU_H
 #define _TRAPVM_SHADOW_MMU_H
@@ -96,8 +106,11 @@ enum trapvm_mmu_fault_result {
  * Set up vcpu->mmu (and vcpu->vm->mmu with the first vCPU) and free it.
  * Call init when the vCPU is created (after vcpu->vm is set, under
  * vm->lock), destroy when it is freed (under vm->lock or when the VM is
- * freed); destroy frees every shadow page and drops every page reference,
- * and is a no-op if init failed or never ran.  init returns 0 or -ENOMEM.
+ * freed, with no RUN of that vCPU in progress; other vCPUs may run).
+ * destroy drops the vCPU's roots and PML4 pages, and with the last vCPU
+ * frees every shadow page and drops every page reference; it is a no-op
+ * if init failed or never ran.  init returns 0, -ENOMEM, or -EINVAL for
+ * a vCPU id of TRAPVM_MAX_VCPUS or more.
  */
 int trapvm_mmu_init(struct trapvm_vcpu *vcpu);
 void trapvm_mmu_destroy(struct trapvm_vcpu *vcpu);
@@ -142,8 +155,7 @@ u64 trapvm_mmu_mmio_gpa(struct trapvm_vcpu_mmu *mmu);
 
 /*
  * The guest loaded CR3 (with or without PCID no-flush).  Counted; the next
- * trapvm_mmu_root() switches to the cached root of the new CR3.  (With
- * more than one vCPU in the VM the shadow is dropped: see roots.c.)
+ * trapvm_mmu_root() switches to the cached root of the new CR3.
  */
 void trapvm_mmu_load_cr3(struct trapvm_vcpu *vcpu);
 
@@ -190,9 +202,10 @@ int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
 			  unsigned int len);
 
 /*
- * Ask for the whole shadow to be dropped before the next entry (e.g. the
- * balloon or page sharing replaced a guest page).  Any context; the caller
- * kicks the vCPU out of the guest if it is running.
+ * Ask for the whole shadow of the VM (it is shared) to be dropped before
+ * the next entry of any of its vCPUs (e.g. the balloon or page sharing
+ * replaced a guest page).  Any context; every vCPU of the VM is kicked,
+ * and the vCPU that drops the shadow flushes the others out of the guest.
  */
 void trapvm_mmu_request_zap(struct trapvm_vcpu *vcpu);
 
@@ -227,7 +240,24 @@ int trapvm_mmu_fetch(struct trapvm_vcpu *vcpu, u64 gva, void *buf,
 		     unsigned int len, unsigned int access,
 		     struct trapvm_fault *f);
 
-/* Shadow pages (tables, rmap arrays, roots) of all vCPUs (leak tests). */
+/*
+ * The world switch, with interrupts off: the vCPU enters the guest on
+ * this CPU (call right before loading the shadow CR3; a full barrier
+ * orders it against remote flushes) and has left it (right after the
+ * switch back).  While it is in the guest, other vCPUs that take rights
+ * away from the shared shadow IPI this CPU and wait for the exit.
+ */
+void trapvm_mmu_guest_enter(struct trapvm_vcpu *vcpu);
+void trapvm_mmu_guest_exit(struct trapvm_vcpu *vcpu);
+
+/*
+ * Is guest page @gfn shadowed as a guest page table (write-tracked)?
+ * A lockless hint for guest memory code: the answer may be stale by the
+ * time the caller acts; trapvm_mmu_user_write() is the exact operation.
+ */
+bool trapvm_mmu_gfn_shadowed(struct trapvm_vm *vm, u64 gfn);
+
+/* Shadow pages (tables, rmap arrays, roots) of all VMs (leak tests). */
 long trapvm_mmu_total_pages(void);
 
 #endif /* _TRAPVM_SHADOW_MMU_H */

@@ -12,15 +12,24 @@
  * upper-half one (role.upper), so that an address that is not canonical
  * in 48 bits faults through an empty PML5 slot.
  *
+ * The PML4 shadow pages of a root belong to its vCPU (role.owner): the
+ * world switch writes this CPU's switcher PDPT into the hole slot of the
+ * current root, so two vCPUs on two CPUs never share one.  Everything
+ * below the PML4 is shared by all vCPUs of the VM.  A root's PML4 page
+ * that some vCPU zapped (write tracking, unshadowing) is only emptied
+ * and made obsolete: the owner drops the root before its next entry.
+ * roots[] and cur change only under the mmu lock, and only by their own
+ * vCPU.
+ *
  * Invalidation.  With write tracking the shadow never holds a translation
- * the guest's tables no longer give, which is all a TLB flush could
- * remove: CR3 loads (global pages or not), CR4.PGE toggles and INVLPG
- * need not drop anything.  INVLPG still drops the leaf of its address
- * (cheap, and it refreshes the A/D dance).  A VM with several vCPUs is the
- * exception: a vCPU's shadow does not see the page-table writes another
- * vCPU makes through its own shadow, so there the shadow is a TLB again
- * (CR3 loads, INVLPG and paging changes drop everything), which is what
- * the architecture lets the guest expect from other CPUs' TLBs.
+ * the guest's tables no longer give, whichever vCPU wrote the tables
+ * (every guest page table is read-only in the shadow all vCPUs share),
+ * and remote TLBs are flushed whenever the shadow loses an entry
+ * (tlb.c).  So CR3 loads (global pages or not), CR4.PGE toggles and
+ * INVLPG need not drop anything, with one vCPU or several: a vCPU sees
+ * another's page-table write at once, as if its TLB had been flushed,
+ * which is one of the behaviours the architecture allows.  INVLPG still
+ * drops the leaf of its address (cheap, and it refreshes the A/D dance).
  */
 #define pr_fmt(fmt) "trapvm: " fmt
 
@@ -33,11 +42,6 @@
 #include "../trapvm.h"
 #include "mmu_internal.h"
 #include "mmu_trace.h"
-
-bool trapvm_mmu_shared(struct trapvm_vcpu *vcpu)
-{
-	return READ_ONCE(vcpu->vm->nr_vcpus) > 1;
-}
 
 /* The root the current virtual mode needs: guest CR3 gfn and role. */
 static void mmu_root_key(struct trapvm_vcpu *vcpu, u64 *gfn,
@@ -55,6 +59,7 @@ static void mmu_root_key(struct trapvm_vcpu *vcpu, u64 *gfn,
 	role->smap = c.smap;
 	role->acc_w = 1;
 	role->acc_u = 1;
+	role->owner = vcpu->id + 1;
 	if (!(vcpu->cpu.cr0 & X86_CR0_PG)) {
 		/* Paging off: guest-physical = linear, no guest tables. */
 		role->direct = 1;
@@ -66,12 +71,12 @@ static void mmu_root_key(struct trapvm_vcpu *vcpu, u64 *gfn,
 
 static void root_put(struct trapvm_vcpu *vcpu, struct trapvm_mmu_root *root)
 {
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
 	int i;
 
 	for (i = 0; i < 2; i++) {
-		if (root->sp[i] && !--root->sp[i]->root_count)
-			/* An ordinary cached page from now on. */
-			list_move_tail(&root->sp[i]->lru, &vcpu->mmu->sp_lru);
+		if (root->sp[i])
+			trapvm_sp_put_root(m, root->sp[i]);
 		root->sp[i] = NULL;
 	}
 	if (root->pml5)
@@ -79,10 +84,18 @@ static void root_put(struct trapvm_vcpu *vcpu, struct trapvm_mmu_root *root)
 	root->valid = false;
 }
 
+/* Valid and none of its pages zapped by another vCPU meanwhile. */
+static bool root_usable(struct trapvm_mmu_root *root)
+{
+	return root->valid && !root->sp[0]->obsolete &&
+	       !(root->sp[1] && root->sp[1]->obsolete);
+}
+
 static int root_setup(struct trapvm_vcpu *vcpu, struct trapvm_mmu_root *root,
 		      u64 gfn, union trapvm_sp_role role)
 {
 	struct trapvm_vcpu_mmu *mmu = vcpu->mmu;
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
 	int i, halves = mmu->la57 ? 2 : 1;
 	bool created;
 
@@ -94,7 +107,7 @@ static int root_setup(struct trapvm_vcpu *vcpu, struct trapvm_mmu_root *root,
 		if (!page)
 			return -ENOMEM;
 		root->pml5 = page_address(page);
-		trapvm_mmu_count_page(vcpu, 1);
+		trapvm_mmu_count_page(m, 1);
 	}
 	root->gfn = gfn;
 	root->role = role;
@@ -102,7 +115,7 @@ static int root_setup(struct trapvm_vcpu *vcpu, struct trapvm_mmu_root *root,
 		union trapvm_sp_role r = role;
 
 		r.upper = i;
-		root->sp[i] = trapvm_sp_get(vcpu, gfn, r, &created);
+		root->sp[i] = trapvm_sp_get(m, gfn, r, &created);
 		if (!root->sp[i]) {
 			root_put(vcpu, root);
 			return -ENOMEM;
@@ -119,7 +132,7 @@ static int root_setup(struct trapvm_vcpu *vcpu, struct trapvm_mmu_root *root,
 
 /*
  * Find or build the root for the current mode and make it current.
- * NULL if out of memory.
+ * NULL if out of memory.  Under the mmu lock.
  */
 static struct trapvm_mmu_root *mmu_select_root(struct trapvm_vcpu *vcpu)
 {
@@ -132,11 +145,17 @@ static struct trapvm_mmu_root *mmu_select_root(struct trapvm_vcpu *vcpu)
 	mmu_root_key(vcpu, &gfn, &role);
 	if (mmu->cur >= 0) {
 		root = &mmu->roots[mmu->cur];
-		if (root->gfn == gfn && root->role.word == role.word)
+		if (root_usable(root) && root->gfn == gfn &&
+		    root->role.word == role.word)
 			return root;
 	}
 	for (i = 0; i < TRAPVM_MMU_NR_ROOTS; i++) {
 		root = &mmu->roots[i];
+		if (root->valid && !root_usable(root)) {
+			root_put(vcpu, root);
+			if (i == mmu->cur)
+				mmu->cur = -1;
+		}
 		if (!root->valid) {
 			if (!victim || victim->valid)
 				victim = root;
@@ -174,19 +193,36 @@ struct trapvm_mmu_root *trapvm_mmu_cur_root(struct trapvm_vcpu *vcpu)
 phys_addr_t trapvm_mmu_root(struct trapvm_vcpu *vcpu)
 {
 	struct trapvm_vcpu_mmu *mmu = vcpu->mmu;
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
 	struct trapvm_mmu_root *root;
+	phys_addr_t pa;
+	int gen;
 
-	if (atomic_xchg(&mmu->zap_request, 0))
-		trapvm_sp_zap_all(vcpu);
+	trapvm_mmu_lock(m, vcpu);
+	gen = atomic_read(&m->zap_gen);
+	if (gen != m->zap_done) {
+		/* For every vCPU: the flush at unlock reaches the others. */
+		trapvm_sp_zap_all(m);
+		m->zap_done = gen;
+	}
 	root = mmu_select_root(vcpu);
 	if (!root)
 		/* Out of memory: every access faults, the fault says KILL. */
-		return __pa(mmu->empty_top);
-	if (mmu->la57)
-		return __pa(root->pml5);
-	return __pa(root->sp[0]->spt);
+		pa = __pa(mmu->empty_top);
+	else if (mmu->la57)
+		pa = __pa(root->pml5);
+	else
+		pa = __pa(root->sp[0]->spt);
+	/* The gauge is the VM's: the shadow is shared. */
+	vcpu->stats[TRAPVM_STAT_MMU_SHADOW_LIVE] = m->nr_pages;
+	trapvm_mmu_unlock(m);
+	return pa;
 }
 
+/*
+ * No lock: the current root's pages are held by its root count, which
+ * only this vCPU drops, and no other code writes the hole slots.
+ */
 u64 *trapvm_mmu_hole_slot(struct trapvm_vcpu *vcpu)
 {
 	struct trapvm_vcpu_mmu *mmu = vcpu->mmu;
@@ -212,29 +248,20 @@ void trapvm_roots_put_all(struct trapvm_vcpu *vcpu, bool keep_cur)
 	}
 }
 
-bool trapvm_roots_is_cur(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp)
+/* Is @sp a page of the current root of the vCPU that owns it? */
+bool trapvm_roots_is_cur(struct trapvm_vm_mmu *m, struct trapvm_sp *sp)
 {
-	struct trapvm_vcpu_mmu *mmu = vcpu->mmu;
+	struct trapvm_vcpu *owner;
+	struct trapvm_vcpu_mmu *mmu;
 
+	if (sp->role.level != 4 || !sp->role.owner)
+		return false;
+	owner = m->vcpus[sp->role.owner - 1];
+	if (!owner || !owner->mmu)
+		return false;
+	mmu = owner->mmu;
 	return mmu->cur >= 0 && (mmu->roots[mmu->cur].sp[0] == sp ||
 				 mmu->roots[mmu->cur].sp[1] == sp);
-}
-
-/* Drop the cached roots standing on @sp. */
-void trapvm_roots_drop_sp(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp)
-{
-	struct trapvm_vcpu_mmu *mmu = vcpu->mmu;
-	int i;
-
-	for (i = 0; i < TRAPVM_MMU_NR_ROOTS; i++) {
-		struct trapvm_mmu_root *root = &mmu->roots[i];
-
-		if (!root->valid || (root->sp[0] != sp && root->sp[1] != sp))
-			continue;
-		root_put(vcpu, root);
-		if (i == mmu->cur)
-			mmu->cur = -1;
-	}
 }
 
 /* The shadow leaf of @gva under @root, if the tables to it exist. */
@@ -247,15 +274,16 @@ static void root_zap_gva(struct trapvm_vcpu *vcpu,
 	for (level = 4; level > 1; level--) {
 		u64 spte = sp->spt[pt_index(gva, level)];
 
-		if (!(spte & TRAPVM_PTE_P))
-			return;
 		if (level == 4 && hole_slot(pt_index(gva, 4)))
+			return;
+		if (!(spte & TRAPVM_PTE_P))
 			return;
 		sp = trapvm_sp_of_table(__va(SHADOW_ADDR(spte)));
 	}
-	trapvm_sp_zap_entry(vcpu, sp, pt_index(gva, 1));
+	trapvm_sp_zap_entry(vcpu_vm_mmu(vcpu), sp, pt_index(gva, 1));
 }
 
+/* Under the mmu lock. */
 void trapvm_roots_zap_gva(struct trapvm_vcpu *vcpu, u64 gva, bool cur_only)
 {
 	struct trapvm_vcpu_mmu *mmu = vcpu->mmu;
@@ -264,42 +292,53 @@ void trapvm_roots_zap_gva(struct trapvm_vcpu *vcpu, u64 gva, bool cur_only)
 	if (!trapvm_gva_canonical(gva))
 		return;
 	if (cur_only) {
-		if (mmu->cur >= 0)
+		if (mmu->cur >= 0 && root_usable(&mmu->roots[mmu->cur]))
 			root_zap_gva(vcpu, &mmu->roots[mmu->cur], gva);
 		return;
 	}
 	for (i = 0; i < TRAPVM_MMU_NR_ROOTS; i++)
-		if (mmu->roots[i].valid)
+		if (root_usable(&mmu->roots[i]))
 			root_zap_gva(vcpu, &mmu->roots[i], gva);
 }
 
 void trapvm_mmu_load_cr3(struct trapvm_vcpu *vcpu)
 {
 	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_CR3_LOADS);
-	if (trapvm_mmu_shared(vcpu))
-		trapvm_sp_zap_all(vcpu);
-	/* Otherwise the next trapvm_mmu_root() switches roots. */
+	/* The next trapvm_mmu_root() switches roots. */
 }
 
 void trapvm_mmu_invlpg(struct trapvm_vcpu *vcpu, u64 gva)
 {
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
+
 	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_INVLPG);
-	if (trapvm_mmu_shared(vcpu))
-		trapvm_sp_zap_all(vcpu);
-	else
-		trapvm_roots_zap_gva(vcpu, gva, false);
+	trapvm_mmu_lock(m, vcpu);
+	trapvm_roots_zap_gva(vcpu, gva, false);
+	trapvm_mmu_unlock(m);
 }
 
 void trapvm_mmu_reset(struct trapvm_vcpu *vcpu)
 {
 	/* A new paging mode is a new role: other roots, nothing stale. */
-	if (trapvm_mmu_shared(vcpu))
-		trapvm_sp_zap_all(vcpu);
 }
 
 void trapvm_mmu_request_zap(struct trapvm_vcpu *vcpu)
 {
-	atomic_set(&vcpu->mmu->zap_request, 1);
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
+	int i;
+
+	atomic_inc(&m->zap_gen);
+	/*
+	 * Every vCPU: the first to enter drops the shadow for all and its
+	 * remote flush stops those in the guest.  vcpus[] entries only go
+	 * when the VM is freed.
+	 */
+	for (i = 0; i < TRAPVM_MAX_VCPUS; i++) {
+		struct trapvm_vcpu *v = READ_ONCE(m->vcpus[i]);
+
+		if (v)
+			trapvm_vcpu_kick(v);
+	}
 }
 
 /*
@@ -319,11 +358,16 @@ static void mmu_run_key(struct trapvm_vcpu *vcpu, u64 key[4])
 
 void trapvm_mmu_run_begin(struct trapvm_vcpu *vcpu)
 {
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
 	u64 key[4];
 
 	mmu_run_key(vcpu, key);
-	if (memcmp(key, vcpu->mmu->run_key, sizeof(key)))
-		trapvm_sp_zap_all(vcpu);
+	if (!memcmp(key, vcpu->mmu->run_key, sizeof(key)))
+		return;
+	/* Shared: every vCPU's shadow goes (it refills on demand). */
+	trapvm_mmu_lock(m, vcpu);
+	trapvm_sp_zap_all(m);
+	trapvm_mmu_unlock(m);
 }
 
 void trapvm_mmu_run_end(struct trapvm_vcpu *vcpu)

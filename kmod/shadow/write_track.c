@@ -3,11 +3,13 @@
  * Write tracking of guest page tables.
  *
  * Every guest page that some shadow page shadows is mapped read-only in
- * the shadow (rmap.c, fault.c), so a guest write to it faults; the fault
- * handler answers EMULATE, the emulator performs the write through
- * trapvm_mmu_write_gva(), and that lands here: the guest entries the write
- * changed are zapped in every shadow page of that gfn, so the shadow never
- * holds a translation the guest's tables no longer give.
+ * the shadow all vCPUs share (rmap.c, fault.c), so a guest write to it,
+ * from any vCPU, faults; the fault handler answers EMULATE, the emulator
+ * performs the write through trapvm_mmu_write_gva(), and that lands here
+ * under the mmu lock: the guest entries the write changed are zapped in
+ * every shadow page of that gfn (every vCPU's PML4 copy too), and the
+ * remote TLBs are flushed before the lock is released, so no vCPU keeps
+ * a translation the guest's tables no longer give.
  *
  * Flooding: a table written TRAPVM_MMU_FLOOD_WRITES times in a row without
  * a fault being filled through it is probably no longer a page table
@@ -29,12 +31,12 @@
 
 #define TRAPVM_MMU_FLOOD_WRITES	3
 
-static void sp_flooded(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp)
+static void sp_flooded(struct trapvm_vm_mmu *m, struct trapvm_sp *sp)
 {
-	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_FLOODED);
-	trace_trapvm_mmu_sp(vcpu->id, TRAPVM_TRACE_SP_FLOOD, sp->gfn,
+	mmu_stat_inc(m, TRAPVM_STAT_MMU_FLOODED);
+	trace_trapvm_mmu_sp(mmu_actor_id(m), TRAPVM_TRACE_SP_FLOOD, sp->gfn,
 			    sp->role.level, sp->role.word);
-	trapvm_sp_zap(vcpu, sp);
+	trapvm_sp_zap(m, sp);
 }
 
 static bool gpa_range_in_ram(struct trapvm_vm *vm, u64 gpa, u64 len)
@@ -54,11 +56,12 @@ static bool gpa_range_in_ram(struct trapvm_vm *vm, u64 gpa, u64 len)
  * next access must fault and set A), no reserved bit (else it must fault
  * with RSVD), backed by a guest page that exists already.
  */
-static void sp_prefetch_leaf(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp,
+static void sp_prefetch_leaf(struct trapvm_vm_mmu *m, struct trapvm_sp *sp,
 			     unsigned int idx, u64 gpte)
 {
 	union trapvm_sp_role role = sp->role;
-	unsigned int maxphy = vcpu->cpu.maxphyaddr ?:
+	unsigned int maxphy = m->actor && m->actor->cpu.maxphyaddr ?
+			      m->actor->cpu.maxphyaddr :
 			      boot_cpu_data.x86_phys_bits;
 	struct trapvm_walk_ctx c;
 	struct trapvm_walk w;
@@ -74,9 +77,9 @@ static void sp_prefetch_leaf(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp,
 	if (gpte & rsvd)
 		return;
 	gfn = (gpte & TRAPVM_PTE_ADDR_MASK) >> PAGE_SHIFT;
-	if (!gpa_range_in_ram(vcpu->vm, gfn << PAGE_SHIFT, PAGE_SIZE))
+	if (!gpa_range_in_ram(m->vm, gfn << PAGE_SHIFT, PAGE_SIZE))
 		return;
-	page = trapvm_gfn_to_page(vcpu->vm, gfn, false);
+	page = trapvm_gfn_to_page(m->vm, gfn, false);
 	if (!page)
 		return;
 
@@ -100,9 +103,9 @@ static void sp_prefetch_leaf(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp,
 		w.perm |= TRAPVM_PERM_NX;
 
 	spte = trapvm_shadow_pte(&c, &w, role.view, page_to_phys(page));
-	if (trapvm_gfn_is_tracked(vcpu, gfn))
+	if (trapvm_gfn_is_tracked(m, gfn))
 		spte &= ~(TRAPVM_PTE_RW | TRAPVM_PTE_D);
-	if (!spte || trapvm_rmap_add(vcpu, sp, idx, gfn)) {
+	if (!spte || trapvm_rmap_add(m, sp, idx, gfn)) {
 		put_page(page);
 		return;
 	}
@@ -116,7 +119,7 @@ static void sp_prefetch_leaf(struct trapvm_vcpu *vcpu, struct trapvm_sp *sp,
  * changed PTE from its new value.  @batch: a TRAPVM_HC_MMU_UPDATE, which
  * says it is a page table: no flood detection.
  */
-void trapvm_track_write(struct trapvm_vcpu *vcpu, u64 gpa,
+void trapvm_track_write(struct trapvm_vm_mmu *m, u64 gpa,
 			const void *old, const void *new, unsigned int nr,
 			bool batch)
 {
@@ -128,8 +131,9 @@ void trapvm_track_write(struct trapvm_vcpu *vcpu, u64 gpa,
 	unsigned int i, zapped = 0;
 
 	if (!batch)
-		trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_PT_WRITES);
-	head = &vcpu->mmu->sp_hash[hash_64(gfn, SP_HASH_BITS)];
+		mmu_stat_inc(m, TRAPVM_STAT_MMU_PT_WRITES);
+	/* Every vCPU's shadow pages of @gfn, PML4 copies included. */
+	head = &m->sp_hash[hash_64(gfn, SP_HASH_BITS)];
 	hlist_for_each_entry_safe(sp, tmp, head, hash) {
 		if (sp->gfn != gfn || sp->role.direct)
 			continue;
@@ -138,45 +142,43 @@ void trapvm_track_write(struct trapvm_vcpu *vcpu, u64 gpa,
 
 			if (((const u64 *)old)[i] == v)
 				continue;
-			trapvm_sp_zap_entry(vcpu, sp, first + i);
+			trapvm_sp_zap_entry(m, sp, first + i);
 			if (sp->role.level == 1)
-				sp_prefetch_leaf(vcpu, sp, first + i, v);
+				sp_prefetch_leaf(m, sp, first + i, v);
 			zapped++;
 		}
 		if (batch || ++sp->write_count < TRAPVM_MMU_FLOOD_WRITES)
 			continue;
 		/*
 		 * A cached root of a dead address space is flooded like
-		 * any table once its page is reused; the current root is
-		 * the live PML4 and stays.
+		 * any table once its page is reused (it becomes obsolete,
+		 * its vCPU drops the root); a vCPU's current root is the
+		 * live PML4 and stays.
 		 */
-		if (sp->root_count && trapvm_roots_is_cur(vcpu, sp))
+		if (sp->root_count && trapvm_roots_is_cur(m, sp))
 			continue;
-		if (sp->root_count)
-			trapvm_roots_drop_sp(vcpu, sp);
-		sp_flooded(vcpu, sp);
+		sp_flooded(m, sp);
 	}
-	trace_trapvm_mmu_pt_write(vcpu->id, gpa, *(const u64 *)new, zapped);
+	trace_trapvm_mmu_pt_write(mmu_actor_id(m), gpa, *(const u64 *)new,
+				  zapped);
 }
 
 /* Stop shadowing guest page @gfn: zap every shadow page of it. */
-void trapvm_unshadow_gfn(struct trapvm_vcpu *vcpu, u64 gfn)
+void trapvm_unshadow_gfn(struct trapvm_vm_mmu *m, u64 gfn)
 {
 	struct hlist_head *head;
 	struct hlist_node *tmp;
 	struct trapvm_sp *sp;
 
-	head = &vcpu->mmu->sp_hash[hash_64(gfn, SP_HASH_BITS)];
+	head = &m->sp_hash[hash_64(gfn, SP_HASH_BITS)];
 	hlist_for_each_entry_safe(sp, tmp, head, hash) {
 		if (sp->gfn != gfn || sp->role.direct)
 			continue;
-		trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_MMU_UNSHADOWED);
-		trace_trapvm_mmu_sp(vcpu->id, TRAPVM_TRACE_SP_UNSHADOW,
+		mmu_stat_inc(m, TRAPVM_STAT_MMU_UNSHADOWED);
+		trace_trapvm_mmu_sp(mmu_actor_id(m), TRAPVM_TRACE_SP_UNSHADOW,
 				    sp->gfn, sp->role.level, sp->role.word);
-		/* A root's page goes with the roots on it. */
-		if (sp->root_count)
-			trapvm_roots_drop_sp(vcpu, sp);
-		trapvm_sp_zap(vcpu, sp);
+		/* A root's page becomes obsolete: its vCPU drops the root. */
+		trapvm_sp_zap(m, sp);
 	}
 }
 
@@ -184,6 +186,7 @@ void trapvm_unshadow_gfn(struct trapvm_vcpu *vcpu, u64 gfn)
 static int write_phys_piece(struct trapvm_vcpu *vcpu, u64 gpa,
 			    const void *buf, unsigned int len, bool batch)
 {
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
 	u64 first = gpa & ~7ULL;
 	unsigned int nr = (gpa + len - first + 7) / 8;
 	u64 old[9], new[9];
@@ -196,18 +199,20 @@ static int write_phys_piece(struct trapvm_vcpu *vcpu, u64 gpa,
 		ret = trapvm_read_guest_phys(vcpu->vm, first, new, nr * 8);
 	if (ret)
 		return ret;
-	trapvm_track_write(vcpu, first, old, new, nr, batch);
+	trapvm_track_write(m, first, old, new, nr, batch);
 	return 0;
 }
 
 /*
  * Write @len bytes (within one page) at guest-physical @gpa in RAM, and
  * keep the shadow in sync if it is a guest page table.  0 or -errno.
+ * Under the mmu lock: a tracked table changes only here, so a fault's
+ * walk and this write never interleave.
  */
 static int mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa,
 			  const void *buf, unsigned int len, bool batch)
 {
-	if (!trapvm_gfn_is_tracked(vcpu, gpa >> PAGE_SHIFT))
+	if (!trapvm_gfn_is_tracked(vcpu_vm_mmu(vcpu), gpa >> PAGE_SHIFT))
 		return trapvm_write_guest_phys(vcpu->vm, gpa, buf, len);
 	while (len) {
 		unsigned int n = min(len, 64U);
@@ -225,7 +230,13 @@ static int mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa,
 int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
 			  unsigned int len)
 {
-	return mmu_write_phys(vcpu, gpa, buf, len, false);
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
+	int ret;
+
+	trapvm_mmu_lock(m, vcpu);
+	ret = mmu_write_phys(vcpu, gpa, buf, len, false);
+	trapvm_mmu_unlock(m);
+	return ret;
 }
 
 bool trapvm_mmu_unemulatable(struct trapvm_vcpu *vcpu, u64 cr2)
@@ -237,14 +248,18 @@ bool trapvm_mmu_unemulatable(struct trapvm_vcpu *vcpu, u64 cr2)
 			    (cr2 >> PAGE_SHIFT))
 		return false;
 	mmu->wp_fault_gfn = ~0ULL;
-	trapvm_unshadow_gfn(vcpu, gfn);
+	trapvm_mmu_lock(vcpu_vm_mmu(vcpu), vcpu);
+	trapvm_unshadow_gfn(vcpu_vm_mmu(vcpu), gfn);
+	trapvm_mmu_unlock(vcpu_vm_mmu(vcpu));
 	/* A root on it was dropped: the next entry builds another. */
 	return true;
 }
 
 long trapvm_mmu_hc_update(struct trapvm_vcpu *vcpu, u64 list_gpa, u64 count)
 {
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
 	struct trapvm_mmu_update u;
+	long ret;
 	u64 i;
 
 	if (count > TRAPVM_MMU_UPDATE_MAX)
@@ -263,17 +278,24 @@ long trapvm_mmu_hc_update(struct trapvm_vcpu *vcpu, u64 list_gpa, u64 count)
 		if (!gpa_range_in_ram(vcpu->vm, u.pte_gpa, 8))
 			return -EFAULT;
 	}
+	trapvm_mmu_lock(m, vcpu);
 	for (i = 0; i < count; i++) {
+		ret = -EFAULT;
 		if (trapvm_read_guest_phys(vcpu->vm, list_gpa + i * sizeof(u),
 					   &u, sizeof(u)))
-			return -EFAULT;
+			goto out;
 		/* The guest may rewrite the list meanwhile (other vCPU). */
+		ret = -EINVAL;
 		if ((u.pte_gpa & 7) ||
 		    !gpa_range_in_ram(vcpu->vm, u.pte_gpa, 8))
-			return -EINVAL;
+			goto out;
+		ret = -ENOMEM;
 		if (mmu_write_phys(vcpu, u.pte_gpa, &u.value, 8, true))
-			return -ENOMEM;
+			goto out;
 	}
 	vcpu->stats[TRAPVM_STAT_MMU_HC_UPDATES] += count;
-	return count;
+	ret = count;
+out:
+	trapvm_mmu_unlock(m);
+	return ret;
 }

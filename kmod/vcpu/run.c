@@ -248,7 +248,10 @@ static bool vcpu_enter_guest(struct trapvm_vcpu *vcpu)
 	 */
 	if (pkru)
 		wrpkru(TRAPVM_SHADOW_PKRU);
+	/* In guest mode for remote TLB flushes (shadow/tlb.c). */
+	trapvm_mmu_guest_enter(vcpu);
 	trapvm_switcher_run(&arch->regs, cr3, &arch->exit);
+	trapvm_mmu_guest_exit(vcpu);
 	vcpu_fpu_save(arch);
 	/* Kernel accesses to user memory obey PKRU: give back the host's. */
 	if (pkru)

@@ -29,6 +29,38 @@ int kshim_la57, kshim_fail_alloc, kshim_fail_kmalloc;
 bool kshim_ospke;
 struct kshim_cpuinfo boot_cpu_data = { .x86_phys_bits = 40 };
 static unsigned int next_free;
+long kshim_lock_errors;
+
+/* ------------------------------------------------------------------ */
+/* What the module provides around kmod/shadow/                        */
+
+static long protect_calls, kick_calls, flush_calls;
+
+void trapvm_guest_mem_protect_from_user(struct trapvm_vm *v, u64 gfn)
+{
+	protect_calls++;
+}
+
+void trapvm_vcpu_kick(struct trapvm_vcpu *v)
+{
+	kick_calls++;
+}
+
+/* tlb.c: the remote flush, counted; the test plays the other CPUs. */
+int trapvm_mmu_flush_init(struct trapvm_vm_mmu *m)
+{
+	return 0;
+}
+
+void trapvm_mmu_flush_free(struct trapvm_vm_mmu *m)
+{
+}
+
+void trapvm_mmu_flush_remote(struct trapvm_vm_mmu *m)
+{
+	lockdep_assert_held(&m->lock);
+	flush_calls++;
+}
 
 struct page *alloc_page(gfp_t gfp)
 {
@@ -420,7 +452,13 @@ static void test_hidden_faults(void)
 	CHECK(r == TRAPVM_MMU_FAULT_RESUME &&
 	      (shadow_leaf(root, 0x600000) & NX), "NX read %d", r);
 
-	/* The same fault again on the same leaf: can't fix, don't loop. */
+	/*
+	 * A fault on a leaf that already allows it is resumed once (another
+	 * vCPU may have filled the shared leaf after the fault); the same
+	 * fault again on the same leaf: can't fix, don't loop.
+	 */
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_P | HW_W | HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "first repeated fault: %d", r);
 	r = trapvm_mmu_page_fault(&vcpu, gva, HW_P | HW_W | HW_U, &f);
 	CHECK(r == TRAPVM_MMU_FAULT_EMULATE, "repeated fault: %d", r);
 	CHECK(shadow_leaf(root, gva) & RW, "leaf lost");
@@ -586,10 +624,10 @@ static void test_invalidation(void)
 	      "2M leaf %#" PRIx64, shadow_leaf(root, 0x401ff000));
 	/* Shared: another 2M guest page onto the same frames, same role. */
 	guest_map(0x40200000, 0x600000, 2, P | RW | A);
-	nr_sp = vcpu.mmu->nr_sp;
+	nr_sp = vcpu.mmu->vm_mmu->nr_sp;
 	r = trapvm_mmu_page_fault(&vcpu, 0x40201000, HW_U, &f);
 	CHECK(r == TRAPVM_MMU_FAULT_RESUME && shadow_leaf(root, 0x40201000) &&
-	      vcpu.mmu->nr_sp == nr_sp, "direct shadow page not shared: %d",
+	      vcpu.mmu->vm_mmu->nr_sp == nr_sp, "direct shadow page not shared: %d",
 	      r);
 	trapvm_mmu_invlpg(&vcpu, 0x40001456);
 	CHECK(!shadow_leaf(root, 0x40001000) &&
@@ -663,11 +701,13 @@ static void test_invalidation(void)
 	      shadow_leaf(root, 0x1001000) == 0, "new entry kept the shadow");
 	trapvm_mmu_page_fault(&vcpu, 0x1001000, HW_U, &f);
 
-	/* Several vCPUs: CR3 loads drop everything, as TLBs would. */
+	/* Several vCPUs share the shadow: a CR3 load still drops nothing. */
 	vm.nr_vcpus = 2;
 	trapvm_mmu_load_cr3(&vcpu);
 	vm.nr_vcpus = 0;
-	CHECK(shadow_leaf(root, 0x1001000) == 0, "shared CR3 load kept a leaf");
+	CHECK(shadow_leaf(root, 0x1001000) != 0, "shared CR3 load dropped");
+	vcpu.cpu.rip += 0x10;
+	trapvm_mmu_run_begin(&vcpu);
 	CHECK(guest_refs_clean(), "page references left");
 	CHECK(vcpu.stats[TRAPVM_STAT_MMU_SHADOW_ALLOC] -
 	      vcpu.stats[TRAPVM_STAT_MMU_SHADOW_FREE] ==
@@ -991,7 +1031,9 @@ static void test_cap(void)
 	      "reclaimed %llu",
 	      (unsigned long long)vcpu.stats[TRAPVM_STAT_MMU_RECLAIMED]);
 	CHECK(vcpu.stats[TRAPVM_STAT_MMU_SHADOW_LIVE] ==
-	      (u64)trapvm_mmu_total_pages(), "live gauge");
+	      (u64)trapvm_mmu_total_pages(), "live gauge %llu %ld",
+	      (unsigned long long)vcpu.stats[TRAPVM_STAT_MMU_SHADOW_LIVE],
+	      trapvm_mmu_total_pages());
 	trapvm_mmu_destroy(&vcpu);
 	trapvm_shadow_max_pages = saved;
 	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean(), "leak");
@@ -1193,8 +1235,8 @@ static void test_root_cache(void)
 	      "hits %llu", (unsigned long long)
 	      vcpu.stats[TRAPVM_STAT_MMU_ROOT_HIT]);
 	/* The lower tables are one shadow PDPT for all of them. */
-	CHECK(vcpu.mmu->nr_sp <= (u64)(RC_SPACES * (kshim_la57 ? 2 : 1) + 3),
-	      "%lu shadow pages", vcpu.mmu->nr_sp);
+	CHECK(vcpu.mmu->vm_mmu->nr_sp <= (u64)(RC_SPACES * (kshim_la57 ? 2 : 1) + 3),
+	      "%lu shadow pages", vcpu.mmu->vm_mmu->nr_sp);
 	/* The oldest was evicted: a miss. */
 	vcpu.cpu.cr3 = base;
 	roots[0] = trapvm_mmu_root(&vcpu);
@@ -1292,6 +1334,102 @@ static void test_hc_update(void)
 	tap(ok, "TRAPVM_HC_MMU_UPDATE batches");
 }
 
+/*
+ * Two vCPUs of one VM: one shadow below the per-vCPU PML4s, write tracking
+ * across vCPUs, remote flushes before anything is freed or relied on.
+ */
+static struct trapvm_vcpu vcpu2;
+
+static void test_two_vcpus(void)
+{
+	const u64 gva = 0x7000000;
+	struct trapvm_fault f;
+	u64 root0, root1, ea, v, pml4e;
+	unsigned long nr_sp;
+	long flushes, protects = protect_calls;
+	int ok = 1, r;
+
+	setup();
+	memset(&vcpu2, 0, sizeof(vcpu2));
+	vcpu2.vm = &vm;
+	vcpu2.id = 1;
+	CHECK(!trapvm_mmu_init(&vcpu) && !trapvm_mmu_init(&vcpu2), "init");
+	vcpu2.cpu = vcpu.cpu;
+	CHECK(vcpu.mmu->vm_mmu == vcpu2.mmu->vm_mmu, "cache not per VM");
+	ea = guest_map(gva, 0x700000, 1, P | RW | A | D);
+	root0 = trapvm_mmu_root(&vcpu);
+	root1 = trapvm_mmu_root(&vcpu2);
+	CHECK(root0 != root1 && trapvm_mmu_hole_slot(&vcpu) !=
+	      trapvm_mmu_hole_slot(&vcpu2), "top level shared");
+	CHECK(protect_calls > protects, "VMM mapping of the PML4 not protected");
+
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "fill 0: %d", r);
+	nr_sp = vcpu.mmu->vm_mmu->nr_sp;
+	r = trapvm_mmu_page_fault(&vcpu2, gva, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME, "fill 1: %d", r);
+	CHECK(vcpu.mmu->vm_mmu->nr_sp == nr_sp, "lower levels not shared");
+	CHECK(shadow_leaf(root0, gva) && shadow_leaf(root0, gva) ==
+	      shadow_leaf(root1, gva), "leaves differ");
+
+	/* vCPU 1 rewrites the PTE while vCPU 0 is in the guest. */
+	vcpu.mmu->mode = TRAPVM_MMU_IN_GUEST;
+	flushes = flush_calls;
+	v = 0x701000 | P | RW | A | D;
+	CHECK(trapvm_mmu_write_phys(&vcpu2, ea, &v, 8) == 0, "write");
+	CHECK(flush_calls > flushes, "no remote flush");
+	CHECK(!shadow_leaf(root0, gva) ||
+	      (shadow_leaf(root0, gva) & ADDR) == host_pa_of(0x701000),
+	      "vCPU 0 still sees the old page: %#" PRIx64,
+	      shadow_leaf(root0, gva));
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_U, &f);
+	CHECK((shadow_leaf(root0, gva) & ADDR) == host_pa_of(0x701000),
+	      "vCPU 0 refilled the old page: %d", r);
+	vcpu.mmu->mode = TRAPVM_MMU_OUTSIDE_GUEST;
+
+	/* A PML4 write by vCPU 0 reaches vCPU 1's copy of the PML4. */
+	pml4e = GUEST_CR3 + gidx(gva, 4) * 8;
+	v = gread64(pml4e);
+	CHECK(trapvm_mmu_write_phys(&vcpu, pml4e, &(u64){ 0 }, 8) == 0 &&
+	      !shadow_leaf(root1, gva), "vCPU 1's PML4 copy kept the entry");
+	CHECK(trapvm_mmu_write_phys(&vcpu, pml4e, &v, 8) == 0, "restore");
+	r = trapvm_mmu_page_fault(&vcpu2, gva, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME && shadow_leaf(root1, gva),
+	      "refill 1: %d", r);
+
+	/* The VMM writes the PML4: both vCPUs' roots go. */
+	CHECK(trapvm_mmu_gfn_shadowed(&vm, GUEST_CR3 >> PAGE_SHIFT) &&
+	      !trapvm_mmu_gfn_shadowed(&vm, 0x700), "shadowed hint");
+	trapvm_mmu_user_write(&vm, GUEST_CR3 >> PAGE_SHIFT);
+	CHECK(!trapvm_mmu_gfn_shadowed(&vm, GUEST_CR3 >> PAGE_SHIFT),
+	      "still shadowed");
+	CHECK(!shadow_leaf(root0, gva) && !shadow_leaf(root1, gva),
+	      "unshadowed PML4 still maps");
+	root0 = trapvm_mmu_root(&vcpu);
+	root1 = trapvm_mmu_root(&vcpu2);
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_U, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_RESUME && shadow_leaf(root0, gva),
+	      "new root 0: %d", r);
+
+	/* A zap request: for every vCPU, and each is kicked. */
+	kick_calls = 0;
+	trapvm_mmu_request_zap(&vcpu2);
+	CHECK(kick_calls == 2, "kicked %ld", kick_calls);
+	CHECK(trapvm_mmu_root(&vcpu) == root0 && !shadow_leaf(root0, gva),
+	      "zap request ignored");
+
+	/* vCPU 1 goes, vCPU 0 loses nothing. */
+	r = trapvm_mmu_page_fault(&vcpu, gva, HW_U, &f);
+	trapvm_mmu_destroy(&vcpu2);
+	CHECK(trapvm_mmu_root(&vcpu) == root0 && shadow_leaf(root0, gva),
+	      "vCPU 0 lost its shadow");
+	CHECK(vcpu.mmu->vm_mmu->vcpus[1] == NULL, "vCPU 1 registered");
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(vm.mmu == NULL && trapvm_mmu_total_pages() == 0 &&
+	      guest_refs_clean() && kshim_warnings == 0, "leak");
+	tap(ok, "two vCPUs: shared shadow, per-vCPU PML4, remote flush");
+}
+
 /* Out of memory while filling: KILL, and nothing leaks. */
 static void test_oom(void)
 {
@@ -1344,8 +1482,10 @@ int main(void)
 		test_large_dirty();
 		test_root_cache();
 		test_hc_update();
+		test_two_vcpus();
 		free_guest_ram();
 	}
-	printf("# arena pages in use at exit: %ld\n", kshim_pages_used);
-	return failures || kshim_pages_used ? 1 : 0;
+	printf("# arena pages in use at exit: %ld, lock errors %ld\n",
+	       kshim_pages_used, kshim_lock_errors);
+	return failures || kshim_pages_used || kshim_lock_errors ? 1 : 0;
 }

@@ -70,4 +70,7 @@ TRAPVM_STAT(MMU_UNSHADOWED, "mmu_unshadowed_pages")
 TRAPVM_STAT(MMU_RECLAIMED, "mmu_shadow_pages_reclaimed")
 TRAPVM_STAT(MMU_HC_UPDATES, "mmu_hc_updates")
 
+/* shadow MMU: IPIs that flushed other vCPUs' TLBs (shared shadow) */
+TRAPVM_STAT(MMU_REMOTE_FLUSH, "mmu_remote_flushes")
+
 #undef TRAPVM_STAT

@@ -315,6 +315,48 @@ struct kshim_cpuinfo {
 extern struct kshim_cpuinfo boot_cpu_data;
 #define pgtable_l5_enabled()	(kshim_la57)
 
+/* <linux/mutex.h>: single-threaded, but the pairing is checked. */
+struct mutex {
+	int locked;
+};
+
+extern long kshim_lock_errors;
+#define kshim_lock_error()						\
+	((void)(kshim_lock_errors++ ||					\
+		printf("# lock error at %s:%d\n", __FILE__, __LINE__)))
+#define mutex_init(l)		((l)->locked = 0)
+#define mutex_destroy(l)	((void)((l)->locked && (kshim_lock_error(), 1)))
+#define mutex_lock(l)		((void)((l)->locked++ && (kshim_lock_error(), 1)))
+#define mutex_unlock(l)		((void)(--(l)->locked && (kshim_lock_error(), 1)))
+#define lockdep_assert_held(l)	((void)(!(l)->locked && (kshim_lock_error(), 1)))
+
+#define static_assert(e)	_Static_assert(e, #e)
+#define smp_store_release(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define atomic_read(a)		((a)->counter)
+#define atomic_inc(a)		((a)->counter++)
+
+/* <linux/bitops.h>, <linux/slab.h> kvmalloc */
+#define BITS_PER_LONG		64
+#define BITS_TO_LONGS(n)	(((n) + BITS_PER_LONG - 1) / BITS_PER_LONG)
+static inline void set_bit(unsigned long nr, unsigned long *addr)
+{
+	addr[nr / BITS_PER_LONG] |= 1UL << (nr % BITS_PER_LONG);
+}
+
+static inline void clear_bit(unsigned long nr, unsigned long *addr)
+{
+	addr[nr / BITS_PER_LONG] &= ~(1UL << (nr % BITS_PER_LONG));
+}
+
+static inline bool test_bit(unsigned long nr, const unsigned long *addr)
+{
+	return addr[nr / BITS_PER_LONG] & (1UL << (nr % BITS_PER_LONG));
+}
+
+#define kvzalloc(s, g)		kzalloc((s), (g))
+#define kvcalloc(n, s, g)	kzalloc((n) * (s), (g))
+#define kvfree(p)		kfree(p)
+
 /* The parts of kmod/trapvm.h and guest_memory.h that kmod/shadow/ uses. */
 #include <trapvm/cpu.h>
 
@@ -325,6 +367,8 @@ struct trapvm_guest_mem {
 	u64 size;
 	struct page **gpages;	/* lazily allocated, one ref held here */
 };
+
+#define TRAPVM_MAX_VCPUS	8
 
 struct trapvm_vm {
 	struct trapvm_guest_mem mem;
@@ -351,5 +395,7 @@ int trapvm_read_guest_phys(struct trapvm_vm *vm, u64 gpa, void *buf,
 			   size_t len);
 int trapvm_write_guest_phys(struct trapvm_vm *vm, u64 gpa, const void *buf,
 			    size_t len);
+void trapvm_guest_mem_protect_from_user(struct trapvm_vm *vm, u64 gfn);
+void trapvm_vcpu_kick(struct trapvm_vcpu *vcpu);
 
 #endif /* _TRAPVM_KSHIM_H */
