@@ -200,11 +200,13 @@ static void sp_unlink_parent(struct trapvm_sp *child, u64 *sptep)
 void trapvm_sp_zap_entry(struct trapvm_vm_mmu *m, struct trapvm_sp *sp,
 			 unsigned int idx)
 {
-	u64 spte = sp->spt[idx];
+	u64 spte;
 
-	if (!(spte & TRAPVM_PTE_P))
-		return;
+	/* Not even read: the world switch writes it without the lock. */
 	if (sp->role.level == 4 && hole_slot(idx))
+		return;
+	spte = sp->spt[idx];
+	if (!(spte & TRAPVM_PTE_P))
 		return;
 	WRITE_ONCE(sp->spt[idx], 0);
 	m->need_flush = true;

@@ -324,17 +324,17 @@ void trapvm_mmu_reset(struct trapvm_vcpu *vcpu)
 
 void trapvm_mmu_request_zap(struct trapvm_vcpu *vcpu)
 {
-	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
+	struct trapvm_vm *vm = vcpu->vm;
 	int i;
 
-	atomic_inc(&m->zap_gen);
+	atomic_inc(&vcpu_vm_mmu(vcpu)->zap_gen);
 	/*
 	 * Every vCPU: the first to enter drops the shadow for all and its
-	 * remote flush stops those in the guest.  vcpus[] entries only go
-	 * when the VM is freed.
+	 * remote flush stops those in the guest.  vm->vcpus[] holds only
+	 * fully created vCPUs, which stay until the VM is freed.
 	 */
 	for (i = 0; i < TRAPVM_MAX_VCPUS; i++) {
-		struct trapvm_vcpu *v = READ_ONCE(m->vcpus[i]);
+		struct trapvm_vcpu *v = READ_ONCE(vm->vcpus[i]);
 
 		if (v)
 			trapvm_vcpu_kick(v);

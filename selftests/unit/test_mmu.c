@@ -1413,7 +1413,10 @@ static void test_two_vcpus(void)
 
 	/* A zap request: for every vCPU, and each is kicked. */
 	kick_calls = 0;
+	vm.vcpus[0] = &vcpu;
+	vm.vcpus[1] = &vcpu2;
 	trapvm_mmu_request_zap(&vcpu2);
+	vm.vcpus[0] = vm.vcpus[1] = NULL;
 	CHECK(kick_calls == 2, "kicked %ld", kick_calls);
 	CHECK(trapvm_mmu_root(&vcpu) == root0 && !shadow_leaf(root0, gva),
 	      "zap request ignored");

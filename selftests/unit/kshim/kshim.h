@@ -372,6 +372,7 @@ struct trapvm_guest_mem {
 
 struct trapvm_vm {
 	struct trapvm_guest_mem mem;
+	struct trapvm_vcpu *vcpus[TRAPVM_MAX_VCPUS];
 	unsigned int nr_vcpus;
 	struct trapvm_vm_mmu *mmu;
 };
