@@ -209,25 +209,6 @@ static vm_fault_t trapvm_guest_mem_fault(struct vm_fault *vmf)
  * trapvm_guest_mem_protect_from_user() sets the bit first and zaps under
  * the page lock, so it either is seen here or zaps the new PTE.
  */
-/*
- * Until the shadow MMU is per VM and can unshadow one gfn for everyone:
- * drop every vCPU's shadow before its next entry.  The per-VM MMU
- * overrides this with the exact version.
- */
-void __weak trapvm_mmu_user_write(struct trapvm_vm *vm, u64 gfn)
-{
-	unsigned int i;
-
-	for (i = 0; i < TRAPVM_MAX_VCPUS; i++) {
-		struct trapvm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
-
-		if (vcpu && vcpu->mmu) {
-			trapvm_mmu_request_zap(vcpu);
-			trapvm_vcpu_kick(vcpu);
-		}
-	}
-}
-
 static vm_fault_t trapvm_guest_mem_page_mkwrite(struct vm_fault *vmf)
 {
 	struct trapvm_vm *vm = vmf->vma->vm_file->private_data;

@@ -33,6 +33,8 @@
 #define NPAGE		8
 #define ROUNDS		200
 #define RACE_READS	200000ULL
+#define RACE_FLIPS	2000ULL
+#define RACE_CAP	200000000ULL
 
 static long long log_mark;
 
@@ -53,24 +55,31 @@ static void guest_reader(uint64_t rounds)
 	GUEST_DONE();
 }
 
+/* The flipper thread's count, written into the guest's copy by the host. */
+static volatile uint64_t guest_flips;
+
 /*
- * Read TEST_VA @reads times while another host thread flips its PTE;
- * report how many reads saw neither stamp, then one more read.
+ * Read TEST_VA while another host thread flips its PTE, at least
+ * RACE_READS times and until the host has flipped @min_flips times (or
+ * RACE_CAP reads went by); report how many reads saw neither stamp and
+ * whether the cap ended it, then read once more.
  */
-static void guest_racer(uint64_t reads)
+static void guest_racer(uint64_t min_flips)
 {
 	uint64_t i, v, bad = 0, first_bad = 0;
 
-	for (i = 0; i < reads; i++) {
+	for (i = 0; i < RACE_CAP; i++) {
 		v = *(volatile uint64_t *)TEST_VA;
 		if (v != stamp(0) && v != stamp(1)) {
 			if (!bad)
 				first_bad = v;
 			bad++;
 		}
+		if (i >= RACE_READS && guest_flips >= min_flips)
+			break;
 	}
 	guest_ucall(UCALL_SYNC, __FILE__, __LINE__, NULL, bad, first_bad,
-		    0, 0);
+		    i, 0);
 	GUEST_SYNC(*(volatile uint64_t *)TEST_VA);
 	GUEST_DONE();
 }
@@ -158,10 +167,18 @@ TEST_F_TIMEOUT(user_write, rewrite_seen_at_once, 120)
 				       (unsigned long long)want);
 		}
 		if (r % 4 == 3) {
-			/* Swap the page table: pt2 maps page 1. */
+			/*
+			 * Swap the page table under TEST_VA, after pointing
+			 * the one coming in at page 1 (pt2) or 2 (pt1).
+			 */
 			bool to_pt2 = (*pde & PTE_ADDR) == pt1;
 
-			*pte = p->gpa[2] | PTE_P | PTE_W;
+			if (to_pt2)
+				((uint64_t *)tvm_gpa(vm, p->pt2))
+					[(TEST_VA >> 12) & 511] =
+					p->gpa[1] | PTE_P | PTE_W;
+			else
+				*pte = p->gpa[2] | PTE_P | PTE_W;
 			*pde = (to_pt2 ? p->pt2 : pt1) | PTE_P | PTE_W;
 			want = to_pt2 ? 1 : 2;
 		} else {
@@ -180,6 +197,7 @@ TEST_F_TIMEOUT(user_write, rewrite_seen_at_once, 120)
 
 struct flipper {
 	volatile uint64_t *pte;
+	volatile uint64_t *count;	/* guest_flips in guest RAM */
 	uint64_t val[2];
 	volatile int stop;
 	unsigned long flips;
@@ -193,13 +211,15 @@ static void *flip_pte(void *arg)
 		__atomic_store_n(f->pte, f->val[f->flips & 1],
 				 __ATOMIC_SEQ_CST);
 		f->flips++;
+		*f->count = f->flips;
 	}
 	return NULL;
 }
 
 /*
  * A host thread flips TEST_VA's PTE between pages 0 and 1 while the guest
- * reads it: every read returns one of the two stamps, never another page
+ * reads it (until RACE_FLIPS flips are done): every read returns one of
+ * the two stamps, never another page
  * (a stale shadow of a page the tables no longer map).  Afterwards the
  * VMM maps page 5 and the guest's next read returns it.
  */
@@ -214,13 +234,17 @@ TEST_F_TIMEOUT(user_write, concurrent_flips, 300)
 	struct ucall uc;
 	pthread_t t;
 
-	tvm_enter(vm, guest_racer, RACE_READS);
+	f.count = tvm_gva(vm, (uint64_t)&guest_flips);
+	tvm_enter(vm, guest_racer, RACE_FLIPS);
 	ASSERT_EQ(0, pthread_create(&t, NULL, flip_pte, &f));
 	TVM_RUN_EXPECT(vm, &uc, UCALL_SYNC);
 	f.stop = 1;
 	pthread_join(t, NULL);
 	TH_LOG("%lu PTE flips by the VMM during %llu guest reads", f.flips,
-	       RACE_READS);
+	       (unsigned long long)uc.args[2]);
+	EXPECT_GT(RACE_CAP, uc.args[2])
+		TH_LOG("the flipper thread did not get %llu flips done",
+		       RACE_FLIPS);
 	EXPECT_EQ(0, uc.args[0])
 		TH_LOG("first bad read %#llx",
 		       (unsigned long long)uc.args[1]);
