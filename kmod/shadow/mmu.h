@@ -166,17 +166,6 @@ void trapvm_mmu_invlpg(struct trapvm_vcpu *vcpu, u64 gva);
 void trapvm_mmu_reset(struct trapvm_vcpu *vcpu);
 
 /*
- * A RUN ioctl starts and ends.  If userspace changed the guest's RIP, RSP,
- * CR3 or paging bits in between, it is setting up a new entry and may
- * have written guest page tables through its mapping of guest RAM, unseen
- * by write tracking: the shadow is dropped (cached roots stay, empty).
- * A VMM that rewrites live guest page tables behind a running guest must
- * do so together with such a register change.
- */
-void trapvm_mmu_run_begin(struct trapvm_vcpu *vcpu);
-void trapvm_mmu_run_end(struct trapvm_vcpu *vcpu);
-
-/*
  * The emulator could not perform the instruction behind the last #PF
  * exit (TRAPVM_EMU_UNHANDLED) at @cr2.  If that fault was a write to a
  * write-protected guest page table, the page is unshadowed and true is

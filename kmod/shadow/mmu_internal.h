@@ -162,7 +162,6 @@ struct trapvm_vcpu_mmu {
 	int mode;			/* TRAPVM_MMU_*_GUEST */
 	int cpu;			/* where it last entered the guest */
 	u64 mmio_gpa;			/* of the last MMIO result */
-	u64 run_key[4];			/* see trapvm_mmu_run_end() */
 	/* The write-protected gfn of the last EMULATE, ~0 if none. */
 	u64 wp_fault_gfn;
 	u64 wp_fault_gva;

@@ -340,37 +340,3 @@ void trapvm_mmu_request_zap(struct trapvm_vcpu *vcpu)
 			trapvm_vcpu_kick(v);
 	}
 }
-
-/*
- * Where the guest stood when the last RUN returned: if userspace moved it
- * (SET_REGS/SET_SREGS to a new entry point), it may have rewritten guest
- * memory, page tables included, through its mapping, which no write
- * tracking sees.  A RUN resuming where the last one stopped (after an I/O
- * or hypercall exit) keeps the shadow.
- */
-static void mmu_run_key(struct trapvm_vcpu *vcpu, u64 key[4])
-{
-	key[0] = vcpu->cpu.rip;
-	key[1] = vcpu->cpu.gpr[GPR_RSP];
-	key[2] = vcpu->cpu.cr3;
-	key[3] = vcpu->cpu.cr0 ^ vcpu->cpu.cr4 ^ vcpu->cpu.efer;
-}
-
-void trapvm_mmu_run_begin(struct trapvm_vcpu *vcpu)
-{
-	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
-	u64 key[4];
-
-	mmu_run_key(vcpu, key);
-	if (!memcmp(key, vcpu->mmu->run_key, sizeof(key)))
-		return;
-	/* Shared: every vCPU's shadow goes (it refills on demand). */
-	trapvm_mmu_lock(m, vcpu);
-	trapvm_sp_zap_all(m);
-	trapvm_mmu_unlock(m);
-}
-
-void trapvm_mmu_run_end(struct trapvm_vcpu *vcpu)
-{
-	mmu_run_key(vcpu, vcpu->mmu->run_key);
-}

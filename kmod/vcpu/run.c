@@ -921,9 +921,7 @@ int trapvm_vcpu_run(struct trapvm_vcpu *vcpu)
 {
 	int ret;
 
-	trapvm_mmu_run_begin(vcpu);
 	ret = vcpu_run_loop(vcpu);
-	trapvm_mmu_run_end(vcpu);
 
 	vcpu_fill_run(vcpu);
 	return ret;
