@@ -23,9 +23,9 @@ guest_handler_t guest_handlers[256] = {
 	[TVM_USER_RETURN_VECTOR] = guest_user_return,
 };
 
-void guest_ucall(uint64_t cmd, const char *file, uint64_t line,
-		 const char *text, uint64_t a0, uint64_t a1, uint64_t a2,
-		 uint64_t a3)
+void guest_ucall_fill(uint64_t cmd, const char *file, uint64_t line,
+		      const char *text, uint64_t a0, uint64_t a1, uint64_t a2,
+		      uint64_t a3)
 {
 	volatile struct ucall *uc = (volatile struct ucall *)TVM_UCALL_GPA;
 
@@ -37,6 +37,13 @@ void guest_ucall(uint64_t cmd, const char *file, uint64_t line,
 	uc->args[1] = a1;
 	uc->args[2] = a2;
 	uc->args[3] = a3;
+}
+
+void guest_ucall(uint64_t cmd, const char *file, uint64_t line,
+		 const char *text, uint64_t a0, uint64_t a1, uint64_t a2,
+		 uint64_t a3)
+{
+	guest_ucall_fill(cmd, file, line, text, a0, a1, a2, a3);
 	asm volatile("outl %0, %w1" : : "a"((uint32_t)TVM_UCALL_GPA),
 		     "Nd"(TVM_UCALL_PORT) : "memory");
 	/* A failed assertion never continues. */

@@ -137,6 +137,14 @@ extern const unsigned char guest_idt_stubs[];	/* 16 bytes per vector */
 void guest_ucall(uint64_t cmd, const char *file, uint64_t line,
 		 const char *text, uint64_t a0, uint64_t a1, uint64_t a2,
 		 uint64_t a3);
+/*
+ * Fill the ucall block only; the caller exits with OUT to TVM_UCALL_PORT
+ * (EAX = TVM_UCALL_GPA) itself, for tests that need the exit to follow
+ * some instruction with no memory access in between.
+ */
+void guest_ucall_fill(uint64_t cmd, const char *file, uint64_t line,
+		      const char *text, uint64_t a0, uint64_t a1, uint64_t a2,
+		      uint64_t a3);
 void guest_set_gate(unsigned int vector, uint64_t handler, unsigned int type,
 		    unsigned int dpl, unsigned int ist, bool present);
 void guest_set_stub_gate(unsigned int vector, unsigned int type,

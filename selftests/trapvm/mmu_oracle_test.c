@@ -779,14 +779,7 @@ TEST_F_TIMEOUT(oracle, kernel_fetch_user_page_smap, 180)
  */
 static void guest_wrpkru_sync(uint32_t pkru, uint64_t tag)
 {
-	volatile struct ucall *uc = (volatile struct ucall *)TVM_UCALL_GPA;
-
-	uc->cmd = UCALL_SYNC;
-	uc->file = __FILE__;
-	uc->line = __LINE__;
-	uc->text = NULL;
-	uc->args[0] = tag;
-	uc->args[1] = uc->args[2] = uc->args[3] = 0;
+	guest_ucall_fill(UCALL_SYNC, __FILE__, __LINE__, NULL, tag, 0, 0, 0);
 	asm volatile("xorl %%edx, %%edx\n\t"
 		     "wrpkru\n\t"
 		     "movl %[port], %%edx\n\t"
