@@ -589,3 +589,27 @@ int trapvm_mmu_write_gva(struct trapvm_vcpu *vcpu, u64 gva, const void *buf,
 	}
 	return 0;
 }
+
+int trapvm_mmu_cmpxchg_gva(struct trapvm_vcpu *vcpu, u64 gva, u64 old,
+			   u64 new, unsigned int len, unsigned int access,
+			   struct trapvm_fault *f)
+{
+	unsigned int n0 = piece_len(gva, len);
+	struct trapvm_walk_ctx c;
+	u64 gpa0, gpa1 = 0;
+	int ret;
+
+	if (!len || len > 8)
+		return TRAPVM_MMU_FAULT_KILL;
+	access = (access & ~TRAPVM_ACC_FETCH) | TRAPVM_ACC_WRITE;
+	trapvm_mmu_walk_ctx(vcpu, &c);
+	ret = mmu_gva_piece(vcpu, &c, gva, access, &gpa0, f);
+	if (!ret && n0 < len)
+		ret = mmu_gva_piece(vcpu, &c, gva + n0, access, &gpa1, f);
+	if (ret)
+		return ret;
+	ret = trapvm_mmu_cmpxchg_phys(vcpu, gpa0, gpa1, n0, old, new, len);
+	if (ret < 0)
+		return TRAPVM_MMU_FAULT_KILL;
+	return ret ? TRAPVM_ACCESS_CHANGED : 0;
+}

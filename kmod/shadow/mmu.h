@@ -191,6 +191,17 @@ int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
 			  unsigned int len);
 
 /*
+ * A locked write-back of the emulator: if the @len (1, 2, 4 or 8) bytes
+ * at guest-physical @gpa0 (@n0 of them, the rest at @gpa1) hold @old,
+ * write @new, as a guest write, atomically against the other vCPUs and
+ * the shadow MMU.  0 when written, 1 when memory held another value
+ * (nothing written), -errno.
+ */
+int trapvm_mmu_cmpxchg_phys(struct trapvm_vcpu *vcpu, u64 gpa0, u64 gpa1,
+			    unsigned int n0, u64 old, u64 new,
+			    unsigned int len);
+
+/*
  * Ask for the whole shadow of the VM (it is shared) to be dropped before
  * the next entry of any of its vCPUs (e.g. the balloon or page sharing
  * replaced a guest page).  Any context; every vCPU of the VM is kicked,
@@ -228,6 +239,16 @@ int trapvm_mmu_write_gva(struct trapvm_vcpu *vcpu, u64 gva, const void *buf,
 int trapvm_mmu_fetch(struct trapvm_vcpu *vcpu, u64 gva, void *buf,
 		     unsigned int len, unsigned int access,
 		     struct trapvm_fault *f);
+
+/*
+ * ops->cmpxchg of the emulator (<trapvm/emulate.h>): translate @gva for a
+ * write of @len (1, 2, 4, 8) bytes, which may cross a page, then
+ * trapvm_mmu_cmpxchg_phys().  Returns as trapvm_mmu_write_gva, or
+ * TRAPVM_ACCESS_CHANGED if memory did not hold @old (nothing written).
+ */
+int trapvm_mmu_cmpxchg_gva(struct trapvm_vcpu *vcpu, u64 gva, u64 old,
+			   u64 new, unsigned int len, unsigned int access,
+			   struct trapvm_fault *f);
 
 /*
  * The world switch, with interrupts off: the vCPU enters the guest on

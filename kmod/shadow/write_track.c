@@ -19,6 +19,7 @@
  */
 #include <linux/slab.h>
 #include <linux/mm.h>
+#include <linux/highmem.h>
 #include <linux/list.h>
 #include <linux/hash.h>
 #include <linux/trapvm_guest.h>
@@ -235,6 +236,98 @@ int trapvm_mmu_write_phys(struct trapvm_vcpu *vcpu, u64 gpa, const void *buf,
 
 	trapvm_mmu_lock(m, vcpu);
 	ret = mmu_write_phys(vcpu, gpa, buf, len, false);
+	trapvm_mmu_unlock(m);
+	return ret;
+}
+
+/*
+ * A locked compare-exchange on the host page: a real one of @len bytes,
+ * so that it is atomic against the other vCPUs' native accesses and the
+ * walker's A/D updates too.  0 if @new was written, 1 if memory held
+ * another value, -errno.
+ */
+static int cmpxchg_host(struct trapvm_vcpu *vcpu, u64 gpa, u64 old, u64 new,
+			unsigned int len)
+{
+	struct page *page = trapvm_gfn_to_page(vcpu->vm, gpa >> PAGE_SHIFT,
+					       true);
+	void *va, *p;
+	bool ok;
+
+	if (!page)
+		return -ENOMEM;
+	va = kmap_local_page(page);
+	p = va + (gpa & ~PAGE_MASK);
+	switch (len) {
+	case 1:
+		ok = cmpxchg((u8 *)p, (u8)old, (u8)new) == (u8)old;
+		break;
+	case 2:
+		ok = cmpxchg((u16 *)p, (u16)old, (u16)new) == (u16)old;
+		break;
+	case 4:
+		ok = cmpxchg((u32 *)p, (u32)old, (u32)new) == (u32)old;
+		break;
+	default:
+		ok = cmpxchg64((u64 *)p, old, new) == old;
+		break;
+	}
+	kunmap_local(va);
+	put_page(page);
+	return ok ? 0 : 1;
+}
+
+/*
+ * The write-back of a locked read-modify-write the emulator performs:
+ * under the mmu lock, if the @len (1, 2, 4, 8) bytes at guest-physical
+ * @gpa0 (@n0 of them, the rest at @gpa1: the operand crosses a page)
+ * hold @old, write @new, and keep the shadow in sync as for any guest
+ * write.  Atomic against the emulated writes of other vCPUs and against
+ * the walker's A/D updates (the lock, and a real cmpxchg on the host
+ * page), and against other vCPUs' native accesses (the cmpxchg).  An
+ * operand split across a cache line or a page would be a split lock: it
+ * is compared and written under the lock only, which native accesses and
+ * an A/D update by an emulator's walk (not under the lock) do not see.
+ * Returns 0 when written, 1 when memory held another value (nothing
+ * written), or -errno.
+ */
+int trapvm_mmu_cmpxchg_phys(struct trapvm_vcpu *vcpu, u64 gpa0, u64 gpa1,
+			    unsigned int n0, u64 old, u64 new,
+			    unsigned int len)
+{
+	struct trapvm_vm_mmu *m = vcpu_vm_mmu(vcpu);
+	u64 first = gpa0 & ~7ULL, before[2], after[2], cur = 0;
+	unsigned int nr = (gpa0 + len - first + 7) / 8;
+	int ret;
+
+	trapvm_mmu_lock(m, vcpu);
+	if (n0 < len || (gpa0 & 63) + len > 64) {
+		/* split: compare and write under the lock */
+		ret = trapvm_read_guest_phys(vcpu->vm, gpa0, &cur, n0);
+		if (!ret && n0 < len)
+			ret = trapvm_read_guest_phys(vcpu->vm, gpa1,
+						     (u8 *)&cur + n0,
+						     len - n0);
+		if (!ret && cur != old)
+			ret = 1;
+		if (!ret)
+			ret = mmu_write_phys(vcpu, gpa0, &new, n0, false);
+		if (!ret && n0 < len)
+			ret = mmu_write_phys(vcpu, gpa1, (u8 *)&new + n0,
+					     len - n0, false);
+		goto out;
+	}
+	ret = cmpxchg_host(vcpu, gpa0, old, new, len);
+	if (ret || !trapvm_gfn_is_tracked(m, gpa0 >> PAGE_SHIFT))
+		goto out;
+	/* A guest page table: what changed is @old -> @new at @gpa0. */
+	ret = trapvm_read_guest_phys(vcpu->vm, first, after, nr * 8);
+	if (ret)
+		goto out;
+	memcpy(before, after, sizeof(before));
+	memcpy((u8 *)before + (gpa0 - first), &old, len);
+	trapvm_track_write(m, first, before, after, nr, false);
+out:
 	trapvm_mmu_unlock(m);
 	return ret;
 }

@@ -47,6 +47,7 @@ enum {
 	R_STATUS,	/* handler delivered an event: return e->status */
 	R_MMIO,		/* an access hit device memory (ops said so) */
 	R_MMIO_READY,	/* res->mmio describes the access to complete */
+	R_RETRY,	/* locked write-back lost a race: undo, run it again */
 };
 
 struct emu {
@@ -106,6 +107,8 @@ int emu_read(struct emu *e, unsigned int seg, u64 off, void *buf,
 	     unsigned int len);
 int emu_write(struct emu *e, unsigned int seg, u64 off, const void *buf,
 	      unsigned int len);
+int emu_cmpxchg(struct emu *e, unsigned int seg, u64 off, u64 old, u64 new,
+		unsigned int len);
 u64 emu_reg_read(const struct emu *e, unsigned int reg, unsigned int size);
 void emu_reg_write(struct emu *e, unsigned int reg, unsigned int size, u64 v);
 unsigned int emu_stack_size(const struct trapvm_cpu *cpu);

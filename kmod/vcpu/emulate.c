@@ -101,6 +101,40 @@ int emu_write(struct emu *e, unsigned int seg, u64 off, const void *buf,
 	return r ? access_failed(e, r, la) : 0;
 }
 
+/*
+ * The write-back of a locked read-modify-write: @new replaces the @len
+ * bytes at seg:off only if they still hold @old (the value the result was
+ * computed from); R_RETRY if not.  Without an ops->cmpxchg it is a plain
+ * write.
+ */
+int emu_cmpxchg(struct emu *e, unsigned int seg, u64 off, u64 old, u64 new,
+		unsigned int len)
+{
+	u8 b[8];
+	unsigned int i;
+	u64 la;
+	int r;
+
+	if (!e->ops->cmpxchg) {
+		for (i = 0; i < len; i++)
+			b[i] = new >> (8 * i);
+		return emu_write(e, seg, off, b, len);
+	}
+	r = emu_linear(e, seg, off, len, &la);
+	if (r)
+		return r;
+	if (len < 8) {
+		old &= (1ULL << (8 * len)) - 1;
+		new &= (1ULL << (8 * len)) - 1;
+	}
+	preset_fault(e);
+	r = e->ops->cmpxchg(e->ctx, la, old, new, len,
+			    access_flags(e) | TRAPVM_ACC_WRITE, &e->fault);
+	if (r == TRAPVM_ACCESS_CHANGED)
+		return R_RETRY;
+	return r ? access_failed(e, r, la) : 0;
+}
+
 u64 emu_reg_read(const struct emu *e, unsigned int reg, unsigned int size)
 {
 	const struct trapvm_cpu *cpu = e->cpu;
@@ -1540,6 +1574,12 @@ int trapvm_emulate(struct trapvm_cpu *cpu, const struct trapvm_emu_ops *ops,
 	case R_STATUS:
 		status = e.status;
 		break;
+	case R_RETRY:
+		/* not executed: the handler put the flags back */
+		cpu->interrupt_shadow = old_shadow;
+		emu_stat(&e, TRAPVM_STAT_EMUL_RETRY);
+		res->status = TRAPVM_EMU_RETRY;
+		return TRAPVM_EMU_RETRY;
 	default:
 		cpu->interrupt_shadow = old_shadow;
 		emu_stat(&e, TRAPVM_STAT_EMUL_FAILED);

@@ -9,8 +9,19 @@
  * (ADD OR ADC SBB AND SUB XOR CMP TEST), INC/DEC/NOT/NEG, BT/BTS/BTR/BTC,
  * and MOVS/STOS/LODS with REP.  Flags follow the SDM's definitions for
  * each instruction; flags the SDM leaves undefined are left unchanged.
- * LOCKed forms are performed as plain read-modify-write: the emulator
- * runs with the vCPU stopped, which is atomic for a one-vCPU guest.
+ *
+ * Atomicity: a LOCK-prefixed read-modify-write, XCHG with memory (locked
+ * whether prefixed or not) and CMPXCHG are atomic against other vCPUs, as
+ * the SDM requires of locked operations (Vol. 3A 9.1.2): the operand is
+ * read, the result computed, and the write-back is ops->cmpxchg of the
+ * value read against memory.  If another vCPU (its emulated write, its
+ * native store, the MMU setting A/D flags) changed the operand meanwhile,
+ * nothing is written and the instruction is not executed at all
+ * (R_RETRY: RIP, registers and flags as they were): the guest runs it
+ * again, natively or through here.  Non-locked read-modify-writes are
+ * done as a read then a write, which the hardware does not make atomic
+ * either.  Locked operations on device memory are not emulated (as any
+ * read-modify-write of MMIO: unhandled).
  *
  * MMIO: a plain load or store (MOV forms) whose address the ops report
  * as TRAPVM_ACCESS_MMIO becomes a TRAPVM_EMU_MMIO result; anything else
@@ -126,6 +137,7 @@ struct dop {
 	struct emu *e;
 	unsigned int seg;
 	u64 off;
+	bool locked;		/* LOCK prefix: atomic write-backs */
 };
 
 static int mem_read(struct dop *d, u64 off, unsigned int size, u64 *v)
@@ -150,6 +162,19 @@ static int mem_write(struct dop *d, u64 off, unsigned int size, u64 v)
 	for (i = 0; i < size; i++)
 		b[i] = v >> (8 * i);
 	return emu_write(d->e, d->seg, off, b, size);
+}
+
+/*
+ * Write back @v, the result of a read-modify-write of the value @old read
+ * at @off: atomically (memory must still hold @old, else R_RETRY) if
+ * @atomic, else a plain store.
+ */
+static int rmw_write(struct dop *d, u64 off, unsigned int size, u64 old,
+		     u64 v, bool atomic)
+{
+	if (atomic)
+		return emu_cmpxchg(d->e, d->seg, off, old, v, size);
+	return mem_write(d, off, size, v);
 }
 
 /* Is LOCK allowed for this (memory-destination) instruction? */
@@ -240,7 +265,7 @@ static int do_alu_mem(struct dop *d, enum alu_op op, unsigned int size,
 	res = alu(cpu, op, v, src, size);
 	if (op == ALU_CMP)
 		return R_NEXT;
-	r = mem_write(d, d->off, size, res);
+	r = rmw_write(d, d->off, size, v, res, d->locked);
 	return r ? r : R_NEXT;
 }
 
@@ -250,7 +275,7 @@ static int do_bit(struct dop *d, unsigned int kind, unsigned int size,
 {
 	struct trapvm_cpu *cpu = d->e->cpu;
 	unsigned int bits = size * 8;
-	u64 off = d->off, v, mask;
+	u64 off = d->off, v, old, mask;
 	int r;
 
 	if (reg_offset) {
@@ -269,8 +294,9 @@ static int do_bit(struct dop *d, unsigned int kind, unsigned int size,
 	set_flags(cpu, TRAPVM_RFLAGS_CF, (v & mask) ? TRAPVM_RFLAGS_CF : 0);
 	if (!kind)
 		return R_NEXT;
+	old = v;
 	v = kind == 1 ? v | mask : kind == 2 ? v & ~mask : v ^ mask;
-	r = mem_write(d, off, size, v);
+	r = rmw_write(d, off, size, old, v, d->locked);
 	return r ? r : R_NEXT;
 }
 
@@ -347,6 +373,7 @@ int emu_data(struct emu *e)
 	struct trapvm_insn *insn = &e->insn;
 	unsigned int os = insn->opsize, size, sub = insn->reg & 7;
 	struct dop d = { .e = e };
+	u64 rflags = cpu->rflags;
 	u8 op = insn->opcode;
 	u64 v, imm;
 	int r;
@@ -375,6 +402,7 @@ int emu_data(struct emu *e)
 	}
 	if ((insn->prefixes & TRAPVM_PFX_LOCK) && !lockable(insn))
 		return emu_ud(e);
+	d.locked = insn->prefixes & TRAPVM_PFX_LOCK;
 
 	if (insn->map == TRAPVM_MAP_0F) {
 		switch (op) {
@@ -395,11 +423,15 @@ int emu_data(struct emu *e)
 				break;
 			acc = emu_reg_read(e, GPR_RAX, size);
 			alu(cpu, ALU_CMP, acc, v, size);
+			/*
+			 * Compared against memory atomically, LOCK or not;
+			 * on a mismatch the destination is written back.
+			 */
 			if (cpu->rflags & FL_ZF) {
-				r = mem_write(&d, d.off, size, greg(e, size));
+				r = rmw_write(&d, d.off, size, v,
+					      greg(e, size), true);
 			} else {
-				/* the destination is written back anyway */
-				r = mem_write(&d, d.off, size, v);
+				r = rmw_write(&d, d.off, size, v, v, true);
 				if (!r)
 					emu_reg_write(e, GPR_RAX, size, v);
 			}
@@ -415,7 +447,7 @@ int emu_data(struct emu *e)
 				break;
 			src = greg(e, size);
 			sum = alu(cpu, ALU_ADD, v, src, size);
-			r = mem_write(&d, d.off, size, sum);
+			r = rmw_write(&d, d.off, size, v, sum, d.locked);
 			if (r)
 				break;
 			emu_reg_write(e, insn->reg, size, v);
@@ -470,12 +502,12 @@ int emu_data(struct emu *e)
 			r = R_NEXT;
 		}
 		break;
-	case 0x86: case 0x87:			/* XCHG */
+	case 0x86: case 0x87:			/* XCHG: always locked */
 		size = op == 0x86 ? 1 : os;
 		r = mem_read(&d, d.off, size, &v);
 		if (r)
 			break;
-		r = mem_write(&d, d.off, size, greg(e, size));
+		r = rmw_write(&d, d.off, size, v, greg(e, size), true);
 		if (r)
 			break;
 		emu_reg_write(e, insn->reg, size, v);
@@ -521,12 +553,11 @@ int emu_data(struct emu *e)
 			r = R_NEXT;
 			break;
 		}
-		if (sub == 2) {			/* NOT: no flags */
-			v = ~v;
-		} else {			/* NEG */
-			v = alu(cpu, ALU_SUB, 0, v, size);
-		}
-		r = mem_write(&d, d.off, size, v);
+		if (sub == 2)			/* NOT: no flags */
+			imm = ~v;
+		else				/* NEG */
+			imm = alu(cpu, ALU_SUB, 0, v, size);
+		r = rmw_write(&d, d.off, size, v, imm, d.locked);
 		r = r ? r : R_NEXT;
 		break;
 	case 0xfe: case 0xff: {			/* INC/DEC: CF unchanged */
@@ -538,9 +569,9 @@ int emu_data(struct emu *e)
 		r = mem_read(&d, d.off, size, &v);
 		if (r)
 			break;
-		v = alu(cpu, sub ? ALU_SUB : ALU_ADD, v, 1, size);
+		imm = alu(cpu, sub ? ALU_SUB : ALU_ADD, v, 1, size);
 		set_flags(cpu, TRAPVM_RFLAGS_CF, cf);
-		r = mem_write(&d, d.off, size, v);
+		r = rmw_write(&d, d.off, size, v, imm, d.locked);
 		r = r ? r : R_NEXT;
 		break;
 	}
@@ -551,6 +582,12 @@ out:
 	/* device memory is only emulated for plain loads and stores */
 	if (r == R_MMIO)
 		r = R_UNHANDLED;
+	/*
+	 * Not executed: only the flags can have been changed by then (the
+	 * registers are written after the memory operand).
+	 */
+	if (r == R_UNHANDLED || r == R_RETRY)
+		cpu->rflags = rflags;
 	if (r != R_UNHANDLED) {
 		e->res->insn_class = TRAPVM_INSN_DATA;
 		emu_stat(e, TRAPVM_STAT_EMUL_OTHER);

@@ -442,6 +442,20 @@ static int vcpu_emu_write(void *ctx, u64 gva, const void *buf,
 	return r ? vcpu_mem_result(vcpu, r, gva, len, access, f) : 0;
 }
 
+static int vcpu_emu_cmpxchg(void *ctx, u64 gva, u64 old, u64 new,
+			    unsigned int len, unsigned int access,
+			    struct trapvm_fault *f)
+{
+	struct trapvm_vcpu *vcpu = ctx;
+	int r;
+
+	access = vcpu_emu_access(vcpu, access);
+	r = trapvm_mmu_cmpxchg_gva(vcpu, gva, old, new, len, access, f);
+	if (r == TRAPVM_ACCESS_CHANGED)
+		return r;
+	return r ? vcpu_mem_result(vcpu, r, gva, len, access, f) : 0;
+}
+
 static int vcpu_emu_rdmsr(void *ctx, u32 msr, u64 *val)
 {
 	struct trapvm_vcpu *vcpu = ctx;
@@ -484,6 +498,7 @@ static void vcpu_emu_stat(void *ctx, unsigned int stat)
 static const struct trapvm_emu_ops vcpu_emu_ops = {
 	.read		= vcpu_emu_read,
 	.write		= vcpu_emu_write,
+	.cmpxchg	= vcpu_emu_cmpxchg,
 	.rdmsr		= vcpu_emu_rdmsr,
 	.wrmsr		= vcpu_emu_wrmsr,
 	.cr3_load	= vcpu_emu_cr3_load,
@@ -642,6 +657,9 @@ static int vcpu_emulate(struct trapvm_vcpu *vcpu)
 	case TRAPVM_EMU_CONTINUE:
 		if (vcpu->cpu.interrupt_shadow)
 			arch->shadow_rip = vcpu->cpu.rip;
+		return 1;
+	case TRAPVM_EMU_RETRY:
+		/* Another vCPU won the race for a locked operand: again. */
 		return 1;
 	case TRAPVM_EMU_EXCEPTION:
 		trace_trapvm_inject(vcpu->id, res->fault.vector,

@@ -64,6 +64,7 @@ void h_restore(struct harness *h, const struct harness *snap)
 	h->cpu = snap->cpu;
 	h->cr3_loads = h->invlpgs = h->paging_changes = 0;
 	h->msr_hook_calls = 0;
+	h->cmpxchgs = h->race_left = 0;
 	h->dirty = 0;
 }
 
@@ -215,6 +216,34 @@ static int h_write(void *ctx, u64 gva, const void *buf, unsigned int len,
 	return 0;
 }
 
+static int h_cmpxchg(void *ctx, u64 gva, u64 old, u64 new, unsigned int len,
+		     unsigned int access, struct trapvm_fault *fault)
+{
+	struct harness *h = ctx;
+	u64 cur = 0;
+
+	h->cmpxchgs++;
+	if (gva + len > H_MMIO && gva < H_MMIO + 0x1000)
+		return TRAPVM_ACCESS_MMIO;
+	if (!(access & TRAPVM_ACC_WRITE) || !len || len > 8 ||
+	    (len & (len - 1))) {
+		fprintf(stderr, "harness: bad cmpxchg access %#x len %u\n",
+			access, len);
+		abort();
+	}
+	if (h_check(h, gva, len, access, fault))
+		return -1;
+	if (h->race_left) {
+		h->race_left--;
+		h_put(h, h->race_va, &h->race_val, h->race_len);
+	}
+	h_get(h, gva, &cur, len);
+	if (cur != old)
+		return TRAPVM_ACCESS_CHANGED;
+	h_put(h, gva, &new, len);
+	return 0;
+}
+
 static int h_rdmsr(void *ctx, u32 msr, u64 *val)
 {
 	struct harness *h = ctx;
@@ -293,6 +322,7 @@ static u64 h_rdtsc(void *ctx)
 const struct trapvm_emu_ops h_ops = {
 	.read = h_read,
 	.write = h_write,
+	.cmpxchg = h_cmpxchg,
 	.rdmsr = h_rdmsr,
 	.wrmsr = h_wrmsr,
 	.cr3_load = h_cr3_load,

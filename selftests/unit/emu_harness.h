@@ -72,6 +72,15 @@ struct harness {
 	u64 stats[TRAPVM_STAT_NR];
 	u64 x2apic[256];
 	u64 dirty;		/* pages written since the last restore */
+
+	/*
+	 * ops->cmpxchg: calls, and a write by "another vCPU" it performs
+	 * first while race_left > 0 (race_len bytes of race_val at
+	 * race_va), so that memory changed since the emulator read it.
+	 */
+	unsigned int cmpxchgs, race_left;
+	u64 race_va, race_val;
+	unsigned int race_len;
 };
 
 extern const struct trapvm_emu_ops h_ops;

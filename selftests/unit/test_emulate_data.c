@@ -7,6 +7,14 @@
  * the emulator must produce the same memory, registers and the flags the
  * SDM defines for that instruction (flags it leaves undefined are not
  * compared).  Then MMIO loads/stores and REP string operations.
+ *
+ * Locked operations (SDM Vol. 3A 9.1.2: LOCK-prefixed read-modify-writes,
+ * XCHG with memory, and CMPXCHG's compare) must write back through
+ * ops->cmpxchg, and when memory changed between the emulator's read and
+ * that write-back (another vCPU), the instruction must not be executed
+ * at all: TRAPVM_EMU_RETRY with the whole CPU state unchanged and the
+ * other writer's value left in memory; executed again, it must give what
+ * the host CPU gives on the new memory.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +145,38 @@ static const struct tmpl tmpls[] = {
 	{ "f0 48 0f ab 0f", FL_CF, 1 },
 	{ "0f ba 27 05", FL_CF }, { "48 0f ba 2f 3f", FL_CF },
 	{ "0f ba 37 21", FL_CF }, { "0f ba 3f 0f", FL_CF },
+	/* more LOCK forms: every size, BTR/BTC, NOT/NEG/DEC, XCHG */
+	{ "f0 0f b0 0f", FL_ALL }, { "f0 66 0f b1 0f", FL_ALL },
+	{ "f0 0f c0 0f", FL_ALL }, { "f0 0f c1 0f", FL_ALL },
+	{ "f0 86 0f", FL_ALL }, { "f0 48 87 0f", FL_ALL },
+	{ "f0 48 0f b3 0f", FL_CF, 1 }, { "f0 0f bb 0f", FL_CF, 1 },
+	{ "f0 48 0f ba 2f 3f", FL_CF }, { "f0 0f ba 37 05", FL_CF },
+	{ "f0 66 0f ba 3f 0f", FL_CF },
+	{ "f0 fe 07", FL_ALL }, { "f0 48 ff 0f", FL_ALL },
+	{ "f0 f6 17", FL_ALL }, { "f0 48 f7 1f", FL_ALL },
+	{ "f0 66 11 0f", FL_ALL }, { "f0 48 19 0f", FL_ALL },
+	{ "f0 20 0f", FL_NOAF }, { "f0 48 31 0f", FL_NOAF },
+	{ "f0 80 07 85", FL_ALL }, { "f0 48 81 2f 00 00 00 80", FL_ALL },
 };
+
+/*
+ * Must the write-back be atomic (ops->cmpxchg)?  LOCK, XCHG with memory,
+ * CMPXCHG.  Parsed from the bytes, independently of the decoder.
+ */
+static bool tmpl_atomic(const char *hex)
+{
+	u8 b[16];
+	unsigned int n = h_hex(hex, b, sizeof(b)), i = 0;
+
+	if (n && b[0] == 0xf0)
+		return true;
+	while (i < n && (b[i] == 0x66 || (b[i] & 0xf0) == 0x40))
+		i++;
+	if (i < n && (b[i] == 0x86 || b[i] == 0x87))
+		return true;
+	return i + 1 < n && b[i] == 0x0f && (b[i + 1] == 0xb0 ||
+					     b[i + 1] == 0xb1);
+}
 
 #define BUF	64
 #define MID	24		/* rdi points here, inside BUF */
@@ -200,6 +239,12 @@ static void test_against_native(void)
 			native(&r);
 			runs++;
 
+			/* locked ones write back once through ops->cmpxchg */
+			if (H.cmpxchgs != tmpl_atomic(tmpls[t].hex)) {
+				if (bad++ < 10)
+					printf("# %s: %u cmpxchg calls\n",
+					       tmpls[t].hex, H.cmpxchgs);
+			}
 			h_get(&H, H_KDATA, guestmem, BUF);
 			if (st != TRAPVM_EMU_CONTINUE || CPU.rip != H_KCODE + n ||
 			    memcmp(guestmem, hostmem, BUF) ||
@@ -225,6 +270,228 @@ static void test_against_native(void)
 	printf("# %u native comparisons, %u mismatches\n", runs, bad);
 	EXPECT_EQ(bad, 0);
 	munmap(code, 4096);
+}
+
+/* Locked forms for the race test: their operand is the 8 bytes at MID. */
+static const struct tmpl race_tmpls[] = {
+	{ "f0 48 01 0f", FL_ALL },		/* lock add [rdi], rcx */
+	{ "f0 83 07 02", FL_ALL },		/* lock add dword [rdi], 2 */
+	{ "f0 48 0f c1 0f", FL_ALL },		/* lock xadd [rdi], rcx */
+	{ "f0 0f c0 0f", FL_ALL },		/* lock xadd [rdi], cl */
+	{ "f0 48 0f b1 0f", FL_ALL },		/* lock cmpxchg [rdi], rcx */
+	{ "0f b1 0f", FL_ALL },			/* cmpxchg [rdi], ecx */
+	{ "66 0f b1 0f", FL_ALL },		/* cmpxchg [rdi], cx */
+	{ "48 87 0f", FL_ALL },			/* xchg [rdi], rcx */
+	{ "86 0f", FL_ALL },			/* xchg [rdi], cl */
+	{ "f0 48 0f ab 0f", FL_CF, 1 },		/* lock bts [rdi], rcx */
+	{ "f0 0f b3 0f", FL_CF, 1 },		/* lock btr [rdi], ecx */
+	{ "f0 48 0f ba 3f 07", FL_CF },		/* lock btc qword [rdi], 7 */
+	{ "f0 48 ff 07", FL_ALL },		/* lock inc qword [rdi] */
+	{ "f0 66 ff 0f", FL_ALL },		/* lock dec word [rdi] */
+	{ "f0 48 f7 1f", FL_ALL },		/* lock neg qword [rdi] */
+	{ "f0 f7 17", FL_ALL },			/* lock not dword [rdi] */
+	{ "f0 48 09 0f", FL_NOAF },		/* lock or [rdi], rcx */
+	{ "f0 48 19 0f", FL_ALL },		/* lock sbb [rdi], rcx */
+};
+
+/*
+ * Memory changes between the emulator's read and its locked write-back:
+ * TRAPVM_EMU_RETRY, nothing executed (the whole CPU state as before, no
+ * #DB for TF), the other writer's value intact.  Run again, the result is
+ * the host CPU's on the new memory.
+ */
+static void test_locked_retry(void)
+{
+	u8 *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned int t, iter, bad = 0, runs = 0;
+
+	if (code == MAP_FAILED) {
+		EXPECT(0, "mmap exec buffer");
+		return;
+	}
+	h_init(&snap);
+	H = snap;
+	for (t = 0; t < ARRAY_SIZE(race_tmpls); t++) {
+		const char *hex = race_tmpls[t].hex;
+		unsigned int n = h_hex(hex, code, 16);
+
+		code[n] = 0xc3;		/* ret */
+		for (iter = 0; iter < 200; iter++) {
+			struct trapvm_emu_result res;
+			struct trapvm_cpu before;
+			u8 mem[BUF], guestmem[BUF];
+			u64 other, retries;
+			struct regs r;
+			unsigned int i;
+			int st1, st2;
+			bool tf = iter % 8 == 7;
+
+			for (i = 0; i < BUF; i++)
+				mem[i] = rnd();
+			r.rax = edge();
+			r.rcx = edge();
+			if (race_tmpls[t].bit_offset)
+				r.rcx = rnd() % 16;
+			/* another vCPU's value: differs in the low byte */
+			memcpy(&other, mem + MID, 8);
+			other ^= 1 | (rnd() << 1);
+			if (iter & 1)	/* CMPXCHG: equal to what is read */
+				memcpy(&r.rax, mem + MID, 8);
+			else if (iter & 2)	/* or to the new value */
+				r.rax = other;
+			r.rdx = edge();
+			r.rsi = edge();
+			r.flags = 0x2 | (rnd() & FL_ALL);
+
+			h_restore(&H, &snap);
+			CPU.rip = H_KCODE;
+			h_code(&H, hex);
+			h_put(&H, H_KDATA, mem, BUF);
+			CPU.gpr[GPR_RAX] = r.rax;
+			CPU.gpr[GPR_RCX] = r.rcx;
+			CPU.gpr[GPR_RDX] = r.rdx;
+			CPU.gpr[GPR_RSI] = r.rsi;
+			CPU.gpr[GPR_RDI] = H_KDATA + MID;
+			CPU.rflags = r.flags | (tf ? TRAPVM_RFLAGS_TF : 0);
+			CPU.interrupt_shadow = iter % 5 == 0;
+			memcpy(&before, &CPU, sizeof(before));
+			H.race_left = 1;
+			H.race_va = H_KDATA + MID;
+			H.race_val = other;
+			H.race_len = 8;
+			retries = H.stats[TRAPVM_STAT_EMUL_RETRY];
+			memset(&res, 0, sizeof(res));
+			st1 = trapvm_emulate(&CPU, &h_ops, &H, &res);
+			runs++;
+
+			memcpy(mem + MID, &other, 8);
+			h_get(&H, H_KDATA, guestmem, BUF);
+			if (st1 != TRAPVM_EMU_RETRY ||
+			    memcmp(&before, &CPU, sizeof(before)) ||
+			    memcmp(guestmem, mem, BUF) ||
+			    H.stats[TRAPVM_STAT_EMUL_RETRY] != retries + 1) {
+				if (bad++ < 10)
+					printf("# %s race: st %d rip %#llx flags %#llx/%#llx rax %#llx/%#llx mem %s\n",
+					       hex, st1,
+					       (unsigned long long)CPU.rip,
+					       (unsigned long long)CPU.rflags,
+					       (unsigned long long)before.rflags,
+					       (unsigned long long)CPU.gpr[GPR_RAX],
+					       (unsigned long long)r.rax,
+					       memcmp(guestmem, mem, BUF) ?
+					       "differs" : "same");
+				continue;
+			}
+			if (tf)
+				continue;
+
+			/* executed again with nobody interfering */
+			CPU.interrupt_shadow = 0;
+			memset(&res, 0, sizeof(res));
+			st2 = trapvm_emulate(&CPU, &h_ops, &H, &res);
+			r.rdi = (u64)(mem + MID);
+			r.code = (u64)code;
+			native(&r);
+			h_get(&H, H_KDATA, guestmem, BUF);
+			if (st2 != TRAPVM_EMU_CONTINUE ||
+			    CPU.rip != H_KCODE + n ||
+			    memcmp(guestmem, mem, BUF) ||
+			    CPU.gpr[GPR_RAX] != r.rax ||
+			    CPU.gpr[GPR_RCX] != r.rcx ||
+			    ((CPU.rflags ^ r.flags) & race_tmpls[t].flags)) {
+				if (bad++ < 10)
+					printf("# %s again: st %d rax %#llx/%#llx rcx %#llx/%#llx flags %#llx/%#llx\n",
+					       hex, st2,
+					       (unsigned long long)CPU.gpr[GPR_RAX],
+					       (unsigned long long)r.rax,
+					       (unsigned long long)CPU.gpr[GPR_RCX],
+					       (unsigned long long)r.rcx,
+					       (unsigned long long)CPU.rflags,
+					       (unsigned long long)r.flags);
+			}
+		}
+	}
+	printf("# %u races, %u mismatches\n", runs, bad);
+	EXPECT_EQ(bad, 0);
+	munmap(code, 4096);
+}
+
+/* Locked operations and faults, one by one against the SDM. */
+static void test_locked(void)
+{
+	struct trapvm_emu_result res;
+	u64 start;
+
+	/* lock xadd: the old value to the register, the sum to memory */
+	h_init(&H);
+	h_put64(&H, H_KDATA, 40);
+	CPU.gpr[GPR_RCX] = 2;
+	CPU.gpr[GPR_RDI] = H_KDATA;
+	start = CPU.rip;
+	h_code(&H, "f0 48 0f c1 0f");
+	EXPECT_EQ(h_emulate(&H, &res), TRAPVM_EMU_CONTINUE);
+	EXPECT_EQ(h_get64(&H, H_KDATA), 42);
+	EXPECT_EQ(CPU.gpr[GPR_RCX], 40);
+	EXPECT_EQ(CPU.rip, start + 5);
+	EXPECT_EQ(H.cmpxchgs, 1);
+
+	/* lock bts/btr: CF is the bit's old value */
+	h_init(&H);
+	h_put64(&H, H_KDATA, 0x10);
+	CPU.gpr[GPR_RDI] = H_KDATA;
+	CPU.gpr[GPR_RCX] = 36;
+	h_code(&H, "f0 48 0f ab 0f");		/* lock bts [rdi], rcx */
+	EXPECT_EQ(h_emulate(&H, &res), TRAPVM_EMU_CONTINUE);
+	EXPECT_EQ(h_get64(&H, H_KDATA), 0x1000000010ULL);
+	EXPECT_EQ(CPU.rflags & TRAPVM_RFLAGS_CF, 0);
+	h_code(&H, "f0 48 0f ba 37 04");	/* lock btr qword [rdi], 4 */
+	EXPECT_EQ(h_emulate(&H, &res), TRAPVM_EMU_CONTINUE);
+	EXPECT_EQ(h_get64(&H, H_KDATA), 0x1000000000ULL);
+	EXPECT_EQ(CPU.rflags & TRAPVM_RFLAGS_CF, TRAPVM_RFLAGS_CF);
+
+	/* lock cmpxchg that fails: RAX gets memory, ZF clear */
+	h_init(&H);
+	h_put64(&H, H_KDATA, 7);
+	CPU.gpr[GPR_RAX] = 6;
+	CPU.gpr[GPR_RCX] = 99;
+	CPU.gpr[GPR_RDI] = H_KDATA;
+	h_code(&H, "f0 48 0f b1 0f");
+	EXPECT_EQ(h_emulate(&H, &res), TRAPVM_EMU_CONTINUE);
+	EXPECT_EQ(h_get64(&H, H_KDATA), 7);
+	EXPECT_EQ(CPU.gpr[GPR_RAX], 7);
+	EXPECT_EQ(CPU.rflags & (1 << 6), 0);
+
+	/* a locked write to a read-only page: #PF(P|W), memory as it was */
+	h_init(&H);
+	h_put64(&H, H_RODATA, 5);
+	CPU.gpr[GPR_RDI] = H_RODATA;
+	CPU.gpr[GPR_RCX] = 1;
+	start = CPU.rip;
+	h_code(&H, "f0 48 01 0f");
+	EXPECT_EQ(h_emulate(&H, &res), TRAPVM_EMU_EXCEPTION);
+	EXPECT_EQ(CPU.rip, H_HANDLER(14));
+	EXPECT_EQ(h_get64(&H, CPU.gpr[GPR_RSP]), 3);
+	EXPECT_EQ(h_get64(&H, CPU.gpr[GPR_RSP] + 8), start);
+	EXPECT_EQ(CPU.cr2, H_RODATA);
+	EXPECT_EQ(h_get64(&H, H_RODATA), 5);
+
+	/* xchg with a read-only page faults too, the register unchanged */
+	h_init(&H);
+	CPU.gpr[GPR_RDI] = H_RODATA;
+	CPU.gpr[GPR_RCX] = 0x1234;
+	h_code(&H, "48 87 0f");
+	EXPECT_EQ(h_emulate(&H, &res), TRAPVM_EMU_EXCEPTION);
+	EXPECT_EQ(CPU.rip, H_HANDLER(14));
+	EXPECT_EQ(CPU.gpr[GPR_RCX], 0x1234);
+
+	/* a locked read-modify-write of device memory: not emulated */
+	h_init(&H);
+	CPU.gpr[GPR_RDI] = H_MMIO;
+	start = CPU.rip;
+	h_code(&H, "f0 0f c1 0f");
+	EXPECT_EQ(h_emulate(&H, &res), TRAPVM_EMU_UNHANDLED);
+	EXPECT_EQ(CPU.rip, start);
 }
 
 static void test_faults(void)
@@ -426,6 +693,8 @@ static void test_strings(void)
 int main(void)
 {
 	RUN(test_against_native);
+	RUN(test_locked_retry);
+	RUN(test_locked);
 	RUN(test_faults);
 	RUN(test_mmio);
 	RUN(test_strings);

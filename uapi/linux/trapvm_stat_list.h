@@ -73,4 +73,7 @@ TRAPVM_STAT(MMU_HC_UPDATES, "mmu_hc_updates")
 /* shadow MMU: IPIs that flushed other vCPUs' TLBs (shared shadow) */
 TRAPVM_STAT(MMU_REMOTE_FLUSH, "mmu_remote_flushes")
 
+/* a locked instruction emulated while another vCPU changed its operand */
+TRAPVM_STAT(EMUL_RETRY, "emul_locked_retries")
+
 #undef TRAPVM_STAT

@@ -22,6 +22,9 @@
  *	case TRAPVM_EMU_SHUTDOWN:	triple fault (cpu->shutdown)
  *	case TRAPVM_EMU_MMIO:		res.mmio; for a load call
  *					trapvm_emulate_mmio_complete()
+ *	case TRAPVM_EMU_RETRY:		nothing happened (RIP, registers
+ *					and flags as before): resume, the
+ *					guest executes it again
  *	}
  *
  * Besides the privileged instructions, the ordinary data instructions
@@ -165,6 +168,8 @@ struct trapvm_fault {
 
 /* ops->read/write: the address is device memory (see TRAPVM_EMU_MMIO). */
 #define TRAPVM_ACCESS_MMIO	0x4d4d
+/* ops->cmpxchg: memory no longer holds the old value; nothing written. */
+#define TRAPVM_ACCESS_CHANGED	0x4348
 
 /* Return values of the MSR hooks. */
 #define TRAPVM_MSR_OK		0
@@ -184,6 +189,17 @@ struct trapvm_fault {
  * the architectural error code and cr2 = the faulting address), or return
  * TRAPVM_ACCESS_MMIO if the address is not RAM (device memory; nothing
  * done).  A failed write must not have modified guest memory.
+ *
+ * cmpxchg: the write-back of a locked read-modify-write (any LOCK-prefixed
+ * instruction, XCHG with memory, CMPXCHG): atomically against every other
+ * vCPU and the MMU, if the @len (1, 2, 4 or 8; may cross a page) bytes at
+ * @gva still hold @old, replace them with @new (both little-endian values
+ * of @len bytes), with the permission checks of a write (@access has
+ * TRAPVM_ACC_WRITE).  Return 0 when written, TRAPVM_ACCESS_CHANGED when
+ * memory held another value (nothing written: the emulator then leaves
+ * the instruction unexecuted, TRAPVM_EMU_RETRY), else as write.  May be
+ * NULL: the write-back is then a plain write, which is only atomic when
+ * nothing else runs (a one-vCPU guest, tests).
  *
  * rdmsr/wrmsr: for MSRs the emulator does not implement (x2APIC range and
  * anything unknown).  Return TRAPVM_MSR_*.  May be NULL (= UNHANDLED).
@@ -207,6 +223,8 @@ struct trapvm_emu_ops {
 		    unsigned int access, struct trapvm_fault *fault);
 	int (*write)(void *ctx, u64 gva, const void *buf, unsigned int len,
 		     unsigned int access, struct trapvm_fault *fault);
+	int (*cmpxchg)(void *ctx, u64 gva, u64 old, u64 new, unsigned int len,
+		       unsigned int access, struct trapvm_fault *fault);
 	int (*rdmsr)(void *ctx, u32 msr, u64 *val);
 	int (*wrmsr)(void *ctx, u32 msr, u64 val);
 	void (*cr3_load)(void *ctx, u64 cr3, bool noflush);
@@ -227,6 +245,7 @@ enum trapvm_emu_status {
 	TRAPVM_EMU_HYPERCALL,	/* VMCALL at CPL0: see res->hypercall */
 	TRAPVM_EMU_SHUTDOWN,	/* triple fault: cpu->shutdown is set */
 	TRAPVM_EMU_MMIO,	/* a load/store to device memory: res->mmio */
+	TRAPVM_EMU_RETRY,	/* a locked write-back found memory changed */
 };
 
 /* Instruction classes, for tracing (res->insn_class). */

@@ -278,6 +278,14 @@ static inline u64 cmpxchg64(u64 *p, u64 old, u64 new)
 	return old;
 }
 
+/* cmpxchg() of 1, 2, 4 or 8 bytes: returns what memory held. */
+#define cmpxchg(p, o, n) ({						\
+	__typeof__(*(p)) __old = (o);					\
+	__atomic_compare_exchange_n((p), &__old, (n), false,		\
+				    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+	__old;								\
+})
+
 #define MAX_ERRNO		4095
 #define ERR_PTR(e)		((void *)(long)(e))
 #define IS_ERR_OR_NULL(p)	(!(p) || (unsigned long)(p) >= \
