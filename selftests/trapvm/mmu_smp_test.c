@@ -24,6 +24,18 @@
  *                    vCPU's root cache (MMU_ROOT_HIT), and a second vCPU
  *                    on the same CR3 allocates next to no shadow pages
  *                    (MMU_SHADOW_LIVE, the VM's gauge).
+ *  locked_atomic     both vCPUs do N locked operations each on words of a
+ *                    guest page table (not-present entries of the live
+ *                    PML4: every write traps and is emulated): LOCK XADD
+ *                    and LOCK ADD of 2, a CMPXCHG loop adding 2, LOCK
+ *                    BTS then LOCK BTR of bits of their own, XCHG of
+ *                    distinct values in and the old ones out, and an XCHG
+ *                    spinlock around a plain counter.  Locked operations
+ *                    are atomic (SDM Vol. 3A 9.1): the sums are exactly
+ *                    2 * N * 2, each BTS finds its bit clear and each BTR
+ *                    set, the bits end as set last, every value XCHGed in
+ *                    comes out exactly once (or is left in the word), the
+ *                    counter is 2 * N.
  *  kill_one_vcpu     vCPU 1's thread is interrupted by a signal and its
  *                    fd closed while vCPU 0 churns on: vCPU 0 sees no
  *                    mismatch.
@@ -31,7 +43,8 @@
  *                    allocator gets every page back (/proc/zoneinfo).
  *
  * Every test also checks the host log (no splat, no vCPU diagnostic).
- * MMU_SMP_OPS sets the churn length per vCPU (default 50000).
+ * MMU_SMP_OPS sets the churn length per vCPU (default 50000),
+ * MMU_SMP_ATOMIC_OPS locked_atomic's N (default 20000).
  *
  *   tools/testhost/run -- selftests/trapvm/mmu_smp_test
  */
@@ -78,6 +91,10 @@ struct smp_shared {
 	/* per vCPU */
 	uint64_t accesses[2], nbad[2], bad_va[2], bad_want[2], bad_got[2];
 	uint64_t bad_op[2];
+	/* locked_atomic */
+	uint64_t atomic_ops, xcount;
+	uint64_t cas_fails[2], bts_bad[2], btr_bad[2], xsum[2];
+	volatile uint64_t arrived[2];
 };
 
 static struct smp_shared sh;
@@ -295,6 +312,98 @@ static void guest_touch(uint64_t id)
 				check_read(id, s, s, s * 8);
 		smp_exit(CODE_STEP);
 	}
+}
+
+/*
+ * locked_atomic: words of the PML4 of TVM_PT_GPA (VA == GPA), entries no
+ * address uses, bit 0 (P) always clear.
+ */
+#define ATOMIC_PML4	500
+#define AW_XADD		0
+#define AW_ADD		1
+#define AW_CAS		2
+#define AW_BITS		3
+#define AW_LOCK		4
+#define AW_XCHG		5
+#define AW_NR		6
+
+static inline volatile uint64_t *atomic_word(int i)
+{
+	return (volatile uint64_t *)TVM_PT_GPA + ATOMIC_PML4 + i;
+}
+
+/* The bits vCPU @id owns in AW_BITS: 1..30 and 33..62. */
+static inline uint64_t atomic_bit(uint64_t id, uint64_t i)
+{
+	return 1 + 32 * id + i % 30;
+}
+
+static void guest_atomic(uint64_t id)
+{
+	volatile uint64_t *xw = atomic_word(AW_XADD);
+	volatile uint64_t *aw = atomic_word(AW_ADD);
+	volatile uint64_t *cw = atomic_word(AW_CAS);
+	volatile uint64_t *bw = atomic_word(AW_BITS);
+	volatile uint64_t *lw = atomic_word(AW_LOCK);
+	volatile uint64_t *sw = atomic_word(AW_XCHG);
+	uint64_t i, spins;
+
+	/* start together, so that the operations overlap */
+	sh.arrived[id] = 1;
+	for (spins = 0; !sh.arrived[!id]; spins++)
+		if (spins > SPIN_LIMIT)
+			smp_done();
+	for (i = 0; i < sh.atomic_ops; i++) {
+		uint64_t v = 2, exp, prev, b = atomic_bit(id, i), c;
+		uint8_t cf;
+
+		asm volatile("lock xaddq %0, %1"
+			     : "+r"(v), "+m"(*xw) : : "memory", "cc");
+		asm volatile("lock addq $2, %0" : "+m"(*aw) : : "memory", "cc");
+		exp = *cw;
+		for (;;) {
+			prev = exp;
+			asm volatile("lock cmpxchgq %2, %1"
+				     : "+a"(exp), "+m"(*cw) : "r"(prev + 2)
+				     : "memory", "cc");
+			if (exp == prev)
+				break;
+			sh.cas_fails[id]++;
+		}
+		asm volatile("lock btsq %2, %0; setc %1"
+			     : "+m"(*bw), "=q"(cf) : "r"(b) : "memory", "cc");
+		sh.bts_bad[id] += cf;
+		asm volatile("lock btrq %2, %0; setc %1"
+			     : "+m"(*bw), "=q"(cf) : "r"(b) : "memory", "cc");
+		sh.btr_bad[id] += !cf;
+		/* values 2, 4, ... 4N, each put in once: what comes out */
+		v = 2 * (id * sh.atomic_ops + i + 1);
+		asm volatile("xchgq %0, %1" : "+r"(v), "+m"(*sw) : : "memory");
+		sh.xsum[id] += v;
+		/* an XCHG spinlock around a plain read-modify-write */
+		for (;;) {
+			v = 2;
+			while (*lw)
+				;
+			asm volatile("xchgq %0, %1"
+				     : "+r"(v), "+m"(*lw) : : "memory");
+			if (!v)
+				break;
+		}
+		c = sh.xcount;
+		asm volatile("" : : : "memory");
+		sh.xcount = c + 1;
+		asm volatile("" : : : "memory");
+		*lw = 0;
+	}
+	/* leave the bits with an odd index set */
+	for (i = 1; i < 30; i += 2) {
+		uint64_t b = atomic_bit(id, i);
+
+		asm volatile("lock btsq %1, %0"
+			     : "+m"(*bw) : "r"(b) : "memory", "cc");
+	}
+	smp_done();
 }
 
 /* ---- test side ---- */
@@ -648,6 +757,66 @@ TEST_F_TIMEOUT(smp, root_cache_shared, 300)
 	/* Per-vCPU pages only: the PML4 (and PML5 and upper PML4). */
 	EXPECT_GE(live2 + 4, live3);
 	EXPECT_GT(live1 + live1 / 2, live3);
+}
+
+TEST_F_TIMEOUT(smp, locked_atomic, 600)
+{
+	struct smp_shared *g = guest_sh(self->vm);
+	uint64_t *pml4 = tvm_gpa(self->vm, TVM_PT_GPA);
+	uint64_t n = env_u64("MMU_SMP_ATOMIC_OPS", 20000);
+	uint64_t bits = 0, want, i, t0;
+	int id;
+
+	for (i = 0; i < AW_NR; i++)
+		pml4[ATOMIC_PML4 + i] = 0;
+	g->atomic_ops = n;
+	t0 = tvm_now_ns();
+	run_pair(_metadata, self->v, guest_atomic, guest_atomic, 0, 1,
+		 CODE_DONE);
+	t0 = tvm_now_ns() - t0;
+	for (id = 0; id < 2; id++)
+		for (i = 1; i < 30; i += 2)
+			bits |= 1ULL << atomic_bit(id, i);
+	want = 2 * n * 2;
+	printf("# xchg: %llu + %llu taken out, %llu left in (want in all %llu)\n",
+	       (unsigned long long)g->xsum[0], (unsigned long long)g->xsum[1],
+	       (unsigned long long)pml4[ATOMIC_PML4 + AW_XCHG],
+	       (unsigned long long)(2 * n * (2 * n + 1)));
+	printf("# %llu ops per vCPU in %llu ms: xadd %llu add %llu cmpxchg %llu (want %llu), bits %#llx (want %#llx), xchg-locked counter %llu (want %llu)\n",
+	       (unsigned long long)n, (unsigned long long)t0 / 1000000,
+	       (unsigned long long)pml4[ATOMIC_PML4 + AW_XADD],
+	       (unsigned long long)pml4[ATOMIC_PML4 + AW_ADD],
+	       (unsigned long long)pml4[ATOMIC_PML4 + AW_CAS],
+	       (unsigned long long)want,
+	       (unsigned long long)pml4[ATOMIC_PML4 + AW_BITS],
+	       (unsigned long long)bits, (unsigned long long)g->xcount,
+	       (unsigned long long)(2 * n));
+	for (id = 0; id < 2; id++)
+		printf("# vCPU %d: %llu PT writes emulated, %llu locked retries, %llu cmpxchg failures, BTS found set %llu, BTR found clear %llu\n",
+		       id,
+		       (unsigned long long)vcpu_stat(&self->v[id],
+						     TRAPVM_STAT_MMU_PT_WRITES),
+		       (unsigned long long)vcpu_stat(&self->v[id],
+						     TRAPVM_STAT_EMUL_RETRY),
+		       (unsigned long long)g->cas_fails[id],
+		       (unsigned long long)g->bts_bad[id],
+		       (unsigned long long)g->btr_bad[id]);
+	EXPECT_EQ(want, pml4[ATOMIC_PML4 + AW_XADD]);
+	EXPECT_EQ(want, pml4[ATOMIC_PML4 + AW_ADD]);
+	EXPECT_EQ(want, pml4[ATOMIC_PML4 + AW_CAS]);
+	EXPECT_EQ(bits, pml4[ATOMIC_PML4 + AW_BITS]);
+	EXPECT_EQ(0, pml4[ATOMIC_PML4 + AW_LOCK]);
+	EXPECT_EQ(2 * n, g->xcount);
+	/* 2 + 4 + ... + 4N */
+	EXPECT_EQ(2 * n * (2 * n + 1),
+		  g->xsum[0] + g->xsum[1] + pml4[ATOMIC_PML4 + AW_XCHG]);
+	for (id = 0; id < 2; id++) {
+		EXPECT_EQ(0, g->bts_bad[id]);
+		EXPECT_EQ(0, g->btr_bad[id]);
+		/* the PML4 is live: its writes were emulated, not native */
+		EXPECT_LE(6 * n, vcpu_stat(&self->v[id],
+					   TRAPVM_STAT_MMU_PT_WRITES));
+	}
 }
 
 static void on_sigusr1(int sig)
