@@ -1160,6 +1160,86 @@ static void test_write_tracking(void)
 }
 
 /*
+ * The emulator's locked write-back (trapvm_mmu_cmpxchg_gva) on a tracked
+ * page table: nothing written when memory does not hold the old value;
+ * else written and tracked like any write; the same for an operand split
+ * across a cache line; a read-only page gives the write #PF.
+ */
+static void test_locked_write(void)
+{
+	struct trapvm_fault f;
+	u64 root, ea, pt, v, old, leaf, lo, hi;
+	int ok = 1, r;
+
+	setup();
+	trapvm_mmu_init(&vcpu);
+	root = trapvm_mmu_root(&vcpu);
+	ea = guest_map(WT_GVA, 0x500000, 1, P | RW | A | D);
+	guest_map(WT_GVA2, 0x501000, 1, P | RW | A | D);
+	pt = ea & ~(PAGE_SIZE - 1);
+	guest_map(WT_PT_GVA, pt, 1, P | RW | A | D);
+	trapvm_mmu_page_fault(&vcpu, WT_GVA, HW_W | HW_U, &f);
+	trapvm_mmu_page_fault(&vcpu, WT_GVA2, HW_U, &f);
+	trapvm_mmu_page_fault(&vcpu, WT_PT_GVA, HW_U, &f);
+	CHECK(shadow_leaf(root, WT_GVA) &&
+	      !(shadow_leaf(root, WT_PT_GVA) & RW), "PT not tracked");
+
+	/* memory changed meanwhile: nothing written, nothing zapped */
+	old = gread64(ea);
+	v = 0x502000 | P | RW | A | D;
+	r = trapvm_mmu_cmpxchg_gva(&vcpu, WT_PT_GVA + (ea & 0xfff), old ^ 2,
+				   v, 8, 0, &f);
+	CHECK(r == TRAPVM_ACCESS_CHANGED && gread64(ea) == old,
+	      "stale old value: %d", r);
+	CHECK(shadow_leaf(root, WT_GVA) != 0, "zapped without a write");
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_PT_WRITES] == 0, "counted");
+
+	/* the expected value: written, zapped and refilled */
+	r = trapvm_mmu_cmpxchg_gva(&vcpu, WT_PT_GVA + (ea & 0xfff), old, v, 8,
+				   0, &f);
+	leaf = shadow_leaf(root, WT_GVA);
+	CHECK(r == 0 && gread64(ea) == v, "not written: %d", r);
+	CHECK((leaf & ADDR) == host_pa_of(0x502000), "not refilled %#" PRIx64,
+	      leaf);
+	CHECK(shadow_leaf(root, WT_GVA2) != 0, "neighbour zapped");
+	CHECK(vcpu.stats[TRAPVM_STAT_MMU_PT_WRITES] == 1, "not counted");
+
+	/* one byte, as LOCK BTR of A: the leaf goes */
+	r = trapvm_mmu_cmpxchg_gva(&vcpu, WT_PT_GVA + (ea & 0xfff), v & 0xff,
+				   (v & 0xff) & ~A, 1, 0, &f);
+	CHECK(r == 0 && gread64(ea) == (v & ~A), "byte: %d", r);
+	CHECK(shadow_leaf(root, WT_GVA) == 0, "A cleared, leaf kept");
+
+	/* 8 bytes across a cache line: the entries at 0x838 and 0x840 */
+	gwrite64(pt + 0x838, 0x1111111111111110ULL);
+	gwrite64(pt + 0x840, 0x2222222222222220ULL);
+	old = 0x2222222222201111ULL;	/* bytes 0x83e..0x845 */
+	r = trapvm_mmu_cmpxchg_gva(&vcpu, WT_PT_GVA + 0x83e, old ^ 1, 0, 8, 0,
+				   &f);
+	CHECK(r == TRAPVM_ACCESS_CHANGED, "split, stale: %d", r);
+	r = trapvm_mmu_cmpxchg_gva(&vcpu, WT_PT_GVA + 0x83e, old, 0, 8, 0, &f);
+	lo = gread64(pt + 0x838);
+	hi = gread64(pt + 0x840);
+	CHECK(r == 0 && lo == 0x0000111111111110ULL &&
+	      hi == 0x2222000000000000ULL, "split: %d %#" PRIx64 " %#" PRIx64,
+	      r, lo, hi);
+
+	/* a read-only mapping: #PF for a write, memory unchanged */
+	guest_map(WT_GVA2 + PAGE_SIZE, pt, 1, P | A);
+	old = gread64(ea);
+	r = trapvm_mmu_cmpxchg_gva(&vcpu, WT_GVA2 + PAGE_SIZE + (ea & 0xfff),
+				   old, 0, 8, 0, &f);
+	CHECK(r == TRAPVM_MMU_FAULT_INJECT && f.vector == 14 &&
+	      (f.error_code & 3) == 3 && gread64(ea) == old,
+	      "read-only: %d %#x", r, f.error_code);
+
+	trapvm_mmu_destroy(&vcpu);
+	CHECK(trapvm_mmu_total_pages() == 0 && guest_refs_clean() &&
+	      kshim_warnings == 0, "leak");
+	tap(ok, "locked write-back: compare-exchange, tracking, split, #PF");
+}
+
+/*
  * Two guest 2M pages over the same frames: the write through the dirty
  * one must not let a write through the clean one go without a fault that
  * sets its D.
@@ -1464,7 +1544,7 @@ int main(void)
 			   -1, 0);
 	if (kshim_arena == MAP_FAILED)
 		return 2;
-	printf("TAP version 13\n1..28\n");
+	printf("TAP version 13\n1..30\n");
 	for (kshim_la57 = 0; kshim_la57 < 2; kshim_la57++) {
 		test_init_destroy();
 		test_hidden_faults();
@@ -1477,6 +1557,7 @@ int main(void)
 		test_oom();
 		test_cap();
 		test_write_tracking();
+		test_locked_write();
 		test_large_dirty();
 		test_root_cache();
 		test_hc_update();
