@@ -282,6 +282,42 @@ TRACE_EVENT(trapvm_mmu_reclaim,
 		  __entry->zapped, __entry->before, __entry->after)
 );
 
+/*
+ * An IPI sent by a vCPU's APIC: destination field, shorthand (ICR bits
+ * 19:18), delivery mode (enum trapvm_lapic_ipi_mode: 0 fixed, 1 lowest
+ * priority, 2 NMI) and how many vCPUs it reached.
+ */
+TRACE_EVENT(trapvm_ipi,
+	TP_PROTO(u32 src, u32 dest, u32 shorthand, bool logical, u32 vector,
+		 u32 mode, u32 ndest),
+	TP_ARGS(src, dest, shorthand, logical, vector, mode, ndest),
+
+	TP_STRUCT__entry(
+		__field(u32, src)
+		__field(u32, dest)
+		__field(u32, shorthand)
+		__field(u32, vector)
+		__field(u32, mode)
+		__field(u32, ndest)
+		__field(bool, logical)
+	),
+
+	TP_fast_assign(
+		__entry->src = src;
+		__entry->dest = dest;
+		__entry->shorthand = shorthand;
+		__entry->vector = vector;
+		__entry->mode = mode;
+		__entry->ndest = ndest;
+		__entry->logical = logical;
+	),
+
+	TP_printk("vcpu %u dest %#x%s shorthand %u vector %u mode %u reached %u",
+		  __entry->src, __entry->dest,
+		  __entry->logical ? " logical" : "", __entry->shorthand,
+		  __entry->vector, __entry->mode, __entry->ndest)
+);
+
 #endif /* _TRAPVM_TRACE_H */
 
 /* This part must be outside the include guard. */

@@ -289,7 +289,8 @@ static void timer_start_count(struct trapvm_lapic *a, u32 count)
 
 	a->timer_base_ns = now;
 	a->timer_base_count = count;
-	timer_arm(a, now + ticks_to_ns(a, count));
+	a->timer_grid_ns = now + ticks_to_ns(a, count);
+	timer_arm(a, a->timer_grid_ns);
 }
 
 static void write_initial_count(struct trapvm_lapic *a, u32 val)
@@ -361,7 +362,7 @@ static void write_tsc_deadline(struct trapvm_lapic *a, u64 val)
 bool trapvm_lapic_timer_expired(struct trapvm_lapic *a, u64 now)
 {
 	u32 lvt = a->lvt[TRAPVM_LVT_TIMER];
-	u64 period, next;
+	u64 period, due, next;
 
 	if (!a->timer_armed || now < a->timer_expire_ns)
 		return false;	/* stale: disarmed or re-armed since */
@@ -369,21 +370,32 @@ bool trapvm_lapic_timer_expired(struct trapvm_lapic *a, u64 now)
 	a->stats.timer_fired++;
 	if (lvt & TRAPVM_APIC_LVT_MASKED)
 		a->stats.timer_masked++;
-	else
-		accept(a, lvt & TRAPVM_APIC_LVT_VECTOR, false);
+	else if (accept(a, lvt & TRAPVM_APIC_LVT_VECTOR, false) ==
+		 TRAPVM_LAPIC_IRQ_COALESCED)
+		a->stats.timer_coalesced++;	/* the last one not taken */
 
 	switch (timer_mode(a)) {
 	case TRAPVM_APIC_TIMER_PERIODIC:
 		/*
-		 * Expiries missed while the host was late coalesce into the
-		 * one IRR bit; keep the phase of the programmed period.
+		 * The counter reloads at every multiple of the period after
+		 * timer_grid_ns.  Every reload up to now is an expiry; they
+		 * all went into the one IRR bit just set (a real APIC does
+		 * the same when its interrupts are held off), so count the
+		 * extra ones.  The next expiry stays on the grid.
 		 */
 		period = ticks_to_ns(a, a->timer_initial);
+		due = 1 + (now - a->timer_grid_ns) / period;
+		a->stats.timer_coalesced += due - 1;
+		a->timer_grid_ns += due * period;
+		next = a->timer_grid_ns;
+		/*
+		 * Not closer than TRAPVM_LAPIC_MIN_PERIOD_NS after the
+		 * expiry just handled: the grid points skipped are counted
+		 * above at the next expiry.
+		 */
 		if (period < TRAPVM_LAPIC_MIN_PERIOD_NS)
-			period = TRAPVM_LAPIC_MIN_PERIOD_NS;
-		next = a->timer_expire_ns + period;
-		if (next <= now)
-			next += (now - next) / period * period + period;
+			next += (TRAPVM_LAPIC_MIN_PERIOD_NS - 1) / period *
+				period;
 		timer_arm(a, next);
 		break;
 	case TRAPVM_APIC_TIMER_TSCDEADLINE:
@@ -444,81 +456,147 @@ static int write_svr(struct trapvm_lapic *a, u32 val)
 	return 0;
 }
 
-/*
- * Is this vCPU a destination of the ICR's interrupt?  x2APIC: 32-bit
- * destination in bits 63:32, logical = cluster (31:16) + bit mask (15:0).
- * xAPIC: 8-bit destination in bits 63:56, logical per the DFR model (flat:
- * 8-bit mask; cluster: cluster in 7:4, mask in 3:0) against LDR[31:24].
- */
-static bool icr_targets_self(const struct trapvm_lapic *a, u64 icr)
-{
-	bool x2 = x2apic_mode(a);
-	u32 dest = x2 ? icr >> TRAPVM_APIC_ICR_DEST_SHIFT : icr >> 56;
-	u32 bcast = x2 ? 0xffffffffu : 0xffu;
-	u32 l;
+/* ---- IPIs ---- */
 
-	switch (icr & TRAPVM_APIC_ICR_SH_MASK) {
-	case TRAPVM_APIC_ICR_SH_SELF:
-	case TRAPVM_APIC_ICR_SH_ALL:
-		return true;
-	case TRAPVM_APIC_ICR_SH_OTHERS:
-		return false;
-	}
-	if (dest == bcast)		/* broadcast, both modes */
-		return true;
-	if (!(icr & TRAPVM_APIC_ICR_LOGICAL))
-		return dest == a->vcpu_id;
-	if (x2) {
-		/* logical: same cluster and our bit in the 16-bit mask */
-		l = ldr(a);
-		return (dest >> 16) == (l >> 16) && (dest & l & 0xffff);
-	}
-	l = a->xapic_ldr >> 24;
-	if ((a->xapic_dfr >> 28) == 0xf)	/* flat model */
-		return dest & l;
-	return (dest >> 4) == (l >> 4) && (dest & l & 0xf);
+/* trapvm_lapic_dest_key() layout */
+#define KEY_ID		0xffffffffULL
+#define KEY_EN		BIT_ULL(32)
+#define KEY_X2APIC	BIT_ULL(33)
+#define KEY_LDR_SHIFT	40		/* xAPIC LDR[31:24] */
+#define KEY_DFR_SHIFT	48		/* xAPIC DFR[31:28] (model) */
+
+u64 trapvm_lapic_dest_key(const struct trapvm_lapic *a)
+{
+	u64 key = a->vcpu_id;
+
+	if (hw_enabled(a))
+		key |= KEY_EN;
+	if (x2apic_mode(a))
+		key |= KEY_X2APIC;
+	key |= (u64)(a->xapic_ldr >> 24) << KEY_LDR_SHIFT;
+	key |= (u64)(a->xapic_dfr >> 28) << KEY_DFR_SHIFT;
+	return key;
 }
 
-static bool icr_targets_others(const struct trapvm_lapic *a, u64 icr)
+/*
+ * SDM destination rules, in the sender's mode.  x2APIC: 32-bit
+ * destination, physical = x2APIC ID, logical = cluster (31:16) and a
+ * 16-bit mask against the LDR derived from the ID.  xAPIC: 8-bit
+ * destination, physical = APIC ID, logical per the destination's DFR
+ * model (flat: 8-bit mask; cluster: cluster in 7:4, mask in 3:0) against
+ * its LDR[31:24].  All ones is the broadcast in both modes.  A
+ * hardware-disabled APIC takes no messages.
+ */
+bool trapvm_lapic_ipi_match(const struct trapvm_lapic_ipi *ipi, u64 key)
 {
-	u32 dest = x2apic_mode(a) ? icr >> TRAPVM_APIC_ICR_DEST_SHIFT :
-				    (icr >> 56) | 0xffffff00u;
-	u64 sh = icr & TRAPVM_APIC_ICR_SH_MASK;
+	u32 id = key & KEY_ID;
+	u32 bcast = ipi->x2apic ? 0xffffffffu : 0xffu;
+	u32 l;
 
-	return sh == TRAPVM_APIC_ICR_SH_ALL || sh == TRAPVM_APIC_ICR_SH_OTHERS ||
-	       (sh == TRAPVM_APIC_ICR_SH_NONE && dest == 0xffffffffu);
+	if (!(key & KEY_EN))
+		return false;
+	switch (ipi->shorthand) {
+	case TRAPVM_APIC_ICR_SH_SELF >> 18:
+		return id == ipi->src;
+	case TRAPVM_APIC_ICR_SH_ALL >> 18:
+		return true;
+	case TRAPVM_APIC_ICR_SH_OTHERS >> 18:
+		return id != ipi->src;
+	}
+	if (ipi->dest == bcast)
+		return true;
+	if (!ipi->logical)
+		return ipi->dest == id;
+	if (ipi->x2apic) {
+		l = ((id >> 4) << 16) | (1u << (id & 0xf));
+		return (ipi->dest >> 16) == (l >> 16) &&
+		       (ipi->dest & l & 0xffff);
+	}
+	l = (key >> KEY_LDR_SHIFT) & 0xff;
+	if (((key >> KEY_DFR_SHIFT) & 0xf) == 0xf)	/* flat model */
+		return ipi->dest & l;
+	return (ipi->dest >> 4) == (l >> 4) && (ipi->dest & l & 0xf);
+}
+
+enum trapvm_lapic_irq_result
+trapvm_lapic_deliver_ipi(struct trapvm_lapic *a,
+			 const struct trapvm_lapic_ipi *ipi)
+{
+	enum trapvm_lapic_irq_result r;
+
+	r = accept(a, ipi->vector, ipi->level);
+	if (r == TRAPVM_LAPIC_IRQ_ACCEPTED || r == TRAPVM_LAPIC_IRQ_COALESCED)
+		a->stats.ipis_received++;
+	return r;
 }
 
 /* Send the IPI that a->icr describes. */
 static void send_ipi(struct trapvm_lapic *a)
 {
 	u64 icr = a->icr;
-	unsigned int vector = icr & TRAPVM_APIC_ICR_VECTOR;
 	u64 dm = icr & TRAPVM_APIC_ICR_DM_MASK;
-	bool self;
+	bool x2 = x2apic_mode(a);
+	struct trapvm_lapic_ipi ipi = {
+		.src = a->vcpu_id,
+		.dest = x2 ? icr >> TRAPVM_APIC_ICR_DEST_SHIFT : icr >> 56,
+		.vector = icr & TRAPVM_APIC_ICR_VECTOR,
+		.shorthand = (icr & TRAPVM_APIC_ICR_SH_MASK) >> 18,
+		.logical = icr & TRAPVM_APIC_ICR_LOGICAL,
+		.x2apic = x2,
+		/* SDM: level-triggered fixed IPIs are edge in effect */
+		.level = false,
+	};
+	unsigned int n;
 
-	/* lowest priority (xAPIC only) to a single vCPU is fixed */
-	if (dm != TRAPVM_APIC_ICR_DM_FIXED &&
-	    !(dm == TRAPVM_APIC_ICR_DM_LOWEST && !x2apic_mode(a))) {
-		/* NMI, INIT, SIPI, SMI and the reserved modes: not modelled */
+	switch (dm) {
+	case TRAPVM_APIC_ICR_DM_FIXED:
+		ipi.mode = TRAPVM_LAPIC_IPI_FIXED;
+		break;
+	case TRAPVM_APIC_ICR_DM_LOWEST:
+		/* reserved in x2APIC mode */
+		if (x2) {
+			a->stats.ipis_unsupported++;
+			return;
+		}
+		ipi.mode = TRAPVM_LAPIC_IPI_LOWEST;
+		break;
+	case TRAPVM_APIC_ICR_DM_NMI:
+		ipi.mode = TRAPVM_LAPIC_IPI_NMI;
+		ipi.vector = 0;
+		break;
+	default:
+		/*
+		 * INIT, SIPI, SMI and the reserved modes: no SMP boot
+		 * protocol yet (Documentation/interrupts.rst).
+		 */
 		a->stats.ipis_unsupported++;
 		return;
 	}
-	if (vector < 16) {
+	/* SDM: an illegal vector is not sent; ESR "send illegal vector" */
+	if (ipi.mode != TRAPVM_LAPIC_IPI_NMI && ipi.vector < 16) {
 		raise_error(a, TRAPVM_APIC_ESR_SEND_ILLEGAL);
 		return;
 	}
-	self = icr_targets_self(a, icr);
-	/*
-	 * There is no delivery to other vCPUs yet: what would go to them
-	 * is counted and dropped (see Documentation/interrupts.rst).
-	 */
-	if (!self || icr_targets_others(a, icr))
-		a->stats.ipis_dropped++;
-	if (self) {
-		a->stats.ipis_self++;
-		accept(a, vector, icr & TRAPVM_APIC_ICR_TRIGGER_LEVEL);
+
+	if (a->ops->send_ipi) {
+		n = a->ops->send_ipi(a->ctx, &ipi);
+		a->stats.ipis_sent += n;
+		if (!n)
+			a->stats.ipis_dropped++;
+		return;
 	}
+	/* No other vCPUs to reach: only this APIC, and not for NMIs. */
+	n = trapvm_lapic_ipi_match(&ipi, trapvm_lapic_dest_key(a)) &&
+	    ipi.mode != TRAPVM_LAPIC_IPI_NMI;
+	if (n) {
+		a->stats.ipis_self++;
+		a->stats.ipis_sent++;
+		trapvm_lapic_deliver_ipi(a, &ipi);
+	}
+	if (!n || ipi.shorthand == TRAPVM_APIC_ICR_SH_ALL >> 18 ||
+	    ipi.shorthand == TRAPVM_APIC_ICR_SH_OTHERS >> 18 ||
+	    (!ipi.shorthand && ipi.dest == (x2 ? 0xffffffffu : 0xffu)))
+		a->stats.ipis_dropped++;	/* others were meant */
 }
 
 static int write_icr(struct trapvm_lapic *a, u64 val)
@@ -533,6 +611,14 @@ static int write_icr(struct trapvm_lapic *a, u64 val)
 
 static int write_self_ipi(struct trapvm_lapic *a, u32 val)
 {
+	struct trapvm_lapic_ipi self_ipi = {
+		.src = a->vcpu_id,
+		.vector = val,
+		.mode = TRAPVM_LAPIC_IPI_FIXED,
+		.shorthand = TRAPVM_APIC_ICR_SH_SELF >> 18,
+		.x2apic = true,
+	};
+
 	if (val & ~0xffu)
 		return TRAPVM_LAPIC_GP;
 	if (val < 16) {
@@ -540,7 +626,8 @@ static int write_self_ipi(struct trapvm_lapic *a, u32 val)
 		return 0;
 	}
 	a->stats.ipis_self++;
-	accept(a, val, false);
+	a->stats.ipis_sent++;
+	trapvm_lapic_deliver_ipi(a, &self_ipi);
 	return 0;
 }
 
@@ -912,6 +999,7 @@ void trapvm_lapic_reset(struct trapvm_lapic *a)
 	a->timer_base_ns = 0;
 	a->timer_base_count = 0;
 	a->timer_expire_ns = 0;
+	a->timer_grid_ns = 0;
 }
 
 void trapvm_lapic_init(struct trapvm_lapic *a, u32 vcpu_id, u8 maxphyaddr,

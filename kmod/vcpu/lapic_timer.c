@@ -37,6 +37,7 @@
 #include <linux/trapvm_guest.h>
 
 #include "../trapvm.h"
+#include "../trace.h"
 #include <trapvm/emulate.h>
 #include <trapvm/lapic.h>
 
@@ -71,11 +72,81 @@ static void apic_cancel_timer(void *ctx)
 	hrtimer_try_to_cancel(&va->timer);
 }
 
+/*
+ * Hand an IPI to vCPU t.  Its model belongs to its own thread (which may
+ * be in the guest on another CPU, halted in vcpu->wq, or outside RUN):
+ * set a bit, then kick, as TRAPVM_INTERRUPT does.  The target folds the
+ * bit into its IRR in trapvm_vcpu_apic_sync(); a bit set after its last
+ * check with interrupts off is caught by the kick's host IPI, one set
+ * while it sleeps by the wake-up, one set while it is outside RUN waits
+ * for the next RUN.  Our own model we change directly: we own it.
+ */
+static void apic_post_ipi(struct trapvm_vcpu_apic *va, struct trapvm_vcpu *t,
+			  const struct trapvm_lapic_ipi *ipi)
+{
+	struct trapvm_vcpu_apic *ta = t->apic;
+
+	if (ta == va) {
+		if (ipi->mode == TRAPVM_LAPIC_IPI_NMI) {
+			set_bit(TRAPVM_APIC_EV_NMI, &va->events);
+		} else {
+			va->lapic.stats.ipis_self++;
+			trapvm_lapic_deliver_ipi(&va->lapic, ipi);
+		}
+		return;
+	}
+	if (ipi->mode == TRAPVM_LAPIC_IPI_NMI)
+		set_bit(TRAPVM_APIC_EV_NMI, &ta->events);
+	else
+		set_bit(ipi->vector, ta->ipi_pending);
+	/* the bit must be visible before the kick looks at the vCPU */
+	smp_mb__after_atomic();
+	trapvm_vcpu_kick(t);
+}
+
+/*
+ * The model's send_ipi op: match every vCPU of the VM, in APIC ID order
+ * (vm->vcpus[] is indexed by the ID; entries are published once and
+ * freed only with the VM).  Lowest priority goes to the first match.
+ */
+static unsigned int apic_send_ipi(void *ctx,
+				  const struct trapvm_lapic_ipi *ipi)
+{
+	struct trapvm_vcpu_apic *va = ctx;
+	struct trapvm_vcpu *src = va->vcpu;
+	struct trapvm_vm *vm = src->vm;
+	unsigned int i, n = 0;
+
+	for (i = 0; i < TRAPVM_MAX_VCPUS; i++) {
+		struct trapvm_vcpu *t = READ_ONCE(vm->vcpus[i]);
+		struct trapvm_vcpu_apic *ta;
+		u64 key;
+
+		if (!t)
+			continue;
+		ta = READ_ONCE(t->apic);
+		if (!ta)
+			continue;
+		key = ta == va ? trapvm_lapic_dest_key(&va->lapic) :
+				 READ_ONCE(ta->dest_key);
+		if (!trapvm_lapic_ipi_match(ipi, key))
+			continue;
+		apic_post_ipi(va, t, ipi);
+		n++;
+		if (ipi->mode == TRAPVM_LAPIC_IPI_LOWEST)
+			break;
+	}
+	trace_trapvm_ipi(src->id, ipi->dest, ipi->shorthand, ipi->logical,
+			 ipi->vector, ipi->mode, n);
+	return n;
+}
+
 static const struct trapvm_lapic_ops apic_ops = {
 	.now_ns = apic_now_ns,
 	.read_tsc = apic_read_tsc,
 	.arm_timer = apic_arm_timer,
 	.cancel_timer = apic_cancel_timer,
+	.send_ipi = apic_send_ipi,
 };
 
 /*
@@ -114,6 +185,17 @@ static void apic_push(struct trapvm_vcpu *vcpu)
 		va->lapic.stats.irqs_dropped;
 	vcpu->stats[TRAPVM_STAT_APIC_IPIS_DROPPED] =
 		va->lapic.stats.ipis_dropped;
+	vcpu->stats[TRAPVM_STAT_APIC_IPIS_SENT] = va->lapic.stats.ipis_sent;
+	vcpu->stats[TRAPVM_STAT_APIC_IPIS_RECEIVED] =
+		va->lapic.stats.ipis_received;
+	vcpu->stats[TRAPVM_STAT_APIC_NMIS_RECEIVED] = va->nmis_received;
+	vcpu->stats[TRAPVM_STAT_APIC_IPIS_UNSUPPORTED] =
+		va->lapic.stats.ipis_unsupported;
+	vcpu->stats[TRAPVM_STAT_APIC_TIMER_COALESCED] =
+		va->lapic.stats.timer_coalesced;
+
+	/* what senders on other threads match against */
+	WRITE_ONCE(va->dest_key, trapvm_lapic_dest_key(&va->lapic));
 }
 
 static enum hrtimer_restart apic_timer_fn(struct hrtimer *timer)
@@ -181,15 +263,41 @@ void trapvm_vcpu_apic_sync(struct trapvm_vcpu *vcpu)
 			if (test_and_clear_bit(v, vcpu->pending_irqs))
 				trapvm_lapic_set_irq(&va->lapic, v);
 	}
+	/* fixed IPIs from other vCPUs: their senders checked the vector */
+	if (!bitmap_empty(va->ipi_pending, TRAPVM_NR_VECTORS)) {
+		struct trapvm_lapic_ipi ipi = {
+			.mode = TRAPVM_LAPIC_IPI_FIXED,
+		};
+
+		for_each_set_bit(v, va->ipi_pending, TRAPVM_NR_VECTORS) {
+			if (!test_and_clear_bit(v, va->ipi_pending))
+				continue;
+			ipi.vector = v;
+			trapvm_lapic_deliver_ipi(&va->lapic, &ipi);
+		}
+	}
+	/*
+	 * An NMI latches (one at most) unless the APIC was disabled since
+	 * the sender matched it.
+	 */
+	if (test_and_clear_bit(TRAPVM_APIC_EV_NMI, &va->events) &&
+	    (trapvm_lapic_get_apic_base(&va->lapic) & TRAPVM_APIC_BASE_EN)) {
+		va->nmi_pending = true;
+		va->nmis_received++;
+	}
 	apic_push(vcpu);
 }
 
 bool trapvm_vcpu_apic_events_pending(struct trapvm_vcpu *vcpu)
 {
-	if (!vcpu->apic)
+	struct trapvm_vcpu_apic *va = vcpu->apic;
+
+	if (!va)
 		return false;
-	return test_bit(TRAPVM_APIC_EV_TIMER, &vcpu->apic->events) ||
-	       !bitmap_empty(vcpu->pending_irqs, TRAPVM_NR_VECTORS);
+	return test_bit(TRAPVM_APIC_EV_TIMER, &va->events) ||
+	       test_bit(TRAPVM_APIC_EV_NMI, &va->events) ||
+	       !bitmap_empty(vcpu->pending_irqs, TRAPVM_NR_VECTORS) ||
+	       !bitmap_empty(va->ipi_pending, TRAPVM_NR_VECTORS);
 }
 
 bool trapvm_vcpu_apic_has_work(struct trapvm_vcpu *vcpu)
@@ -197,7 +305,59 @@ bool trapvm_vcpu_apic_has_work(struct trapvm_vcpu *vcpu)
 	if (!vcpu->apic)
 		return false;
 	trapvm_vcpu_apic_sync(vcpu);
-	return trapvm_lapic_has_work(&vcpu->apic->lapic);
+	return trapvm_lapic_has_work(&vcpu->apic->lapic) ||
+	       trapvm_vcpu_apic_nmi_pending(vcpu);
+}
+
+bool trapvm_vcpu_apic_nmi_pending(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_vcpu_apic *va = vcpu->apic;
+
+	return va && va->nmi_pending && !va->nmi_blocked;
+}
+
+void trapvm_vcpu_apic_nmi_ack(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_vcpu_apic *va = vcpu->apic;
+
+	va->nmi_pending = false;
+	va->nmi_blocked = true;
+}
+
+void trapvm_vcpu_apic_iret(struct trapvm_vcpu *vcpu)
+{
+	if (vcpu->apic)
+		vcpu->apic->nmi_blocked = false;
+}
+
+bool trapvm_vcpu_apic_mmio_claims(struct trapvm_vcpu *vcpu, u64 gpa)
+{
+	if (!vcpu->apic)
+		return false;
+	apic_pull(vcpu);
+	return trapvm_lapic_mmio_claims(&vcpu->apic->lapic, gpa);
+}
+
+void trapvm_vcpu_apic_mmio(struct trapvm_vcpu *vcpu, u64 gpa,
+			   unsigned int len, bool is_write, void *data)
+{
+	struct trapvm_lapic *a = &vcpu->apic->lapic;
+	u32 offset = gpa & 0xfff;
+	u32 val = 0;
+
+	trapvm_vcpu_stat_inc(vcpu, TRAPVM_STAT_APIC_MMIO);
+	apic_pull(vcpu);
+	if (is_write) {
+		if (len == 4)
+			memcpy(&val, data, 4);
+		trapvm_lapic_mmio_write(a, offset, len, val);
+	} else {
+		trapvm_lapic_mmio_read(a, offset, len, &val);
+		memset(data, 0, len);
+		if (len == 4)
+			memcpy(data, &val, 4);
+	}
+	apic_push(vcpu);
 }
 
 void trapvm_vcpu_apic_post_irq(struct trapvm_vcpu *vcpu, unsigned int vector)

@@ -599,6 +599,27 @@ static int vcpu_exit_mmio(struct trapvm_vcpu *vcpu)
 	return 0;
 }
 
+/* A load or store to the vCPU's xAPIC page: the in-kernel APIC's. */
+static int vcpu_apic_mmio(struct trapvm_vcpu *vcpu)
+{
+	struct trapvm_vcpu_arch *arch = vcpu->arch;
+	struct trapvm_emu_result *res = &arch->emu;
+	u8 data[sizeof(res->mmio.data)] = {};
+
+	if (!res->mmio.len || res->mmio.len > sizeof(data))
+		return vcpu_internal_error(vcpu,
+					   TRAPVM_INTERNAL_ERROR_EMULATION);
+	if (res->mmio.is_write)
+		memcpy(data, res->mmio.data, res->mmio.len);
+	trapvm_vcpu_apic_mmio(vcpu, arch->mmio_gpa, res->mmio.len,
+			      res->mmio.is_write, data);
+	if (res->mmio.is_write)
+		return 1;
+	return vcpu_delivered(vcpu,
+			      trapvm_emulate_mmio_complete(&vcpu->cpu, res,
+							   data));
+}
+
 /* HLT: sleep until an interrupt can wake the vCPU (or a signal). */
 static int vcpu_halt(struct trapvm_vcpu *vcpu)
 {
@@ -606,7 +627,12 @@ static int vcpu_halt(struct trapvm_vcpu *vcpu)
 	int ret;
 
 	if (!(cpu->rflags & TRAPVM_RFLAGS_IF)) {
-		/* Nothing can wake it: no NMIs are modelled. */
+		trapvm_vcpu_apic_sync(vcpu);
+		if (trapvm_vcpu_apic_nmi_pending(vcpu)) {
+			cpu->halted = 0;	/* the NMI wakes it */
+			return 1;
+		}
+		/* Only an NMI could wake it: not waited for (interrupts.rst). */
 		cpu->halted = 0;
 		return vcpu_shutdown(vcpu, TRAPVM_SHUTDOWN_HLT);
 	}
@@ -639,6 +665,11 @@ static int vcpu_emulate(struct trapvm_vcpu *vcpu)
 			     st);
 	if (arch->emu_abort)
 		return vcpu_take_abort(vcpu);
+	if (res->insn_class == TRAPVM_INSN_IRET)
+		trapvm_vcpu_apic_iret(vcpu);	/* unblocks NMIs */
+	if (st == TRAPVM_EMU_MMIO && arch->mmio_seen &&
+	    trapvm_vcpu_apic_mmio_claims(vcpu, arch->mmio_gpa))
+		return vcpu_apic_mmio(vcpu);
 	if (st == TRAPVM_EMU_MMIO && arch->mmio_seen)
 		return vcpu_exit_mmio(vcpu);
 	/*
@@ -845,6 +876,15 @@ static int vcpu_inject_irq(struct trapvm_vcpu *vcpu)
 	trapvm_vcpu_apic_sync(vcpu);
 	if (cpu->interrupt_shadow && cpu->rip != vcpu->arch->shadow_rip)
 		cpu->interrupt_shadow = 0;	/* the guest got past it */
+	/* An NMI IPI: not masked by IF, blocked until the handler's IRET. */
+	if (trapvm_vcpu_apic_nmi_pending(vcpu) && !cpu->interrupt_shadow) {
+		trace_trapvm_inject(vcpu->id, TRAPVM_NMI_VECTOR, false, 0, 0,
+				    true);
+		st = trapvm_deliver_interrupt(cpu, &vcpu_emu_ops, vcpu,
+					      TRAPVM_NMI_VECTOR);
+		trapvm_vcpu_apic_nmi_ack(vcpu);
+		return vcpu_delivered(vcpu, st);
+	}
 	if (!(cpu->rflags & TRAPVM_RFLAGS_IF) || cpu->interrupt_shadow)
 		return 1;
 	vector = trapvm_lapic_pending_irq(&vcpu->apic->lapic);

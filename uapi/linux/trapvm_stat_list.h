@@ -76,4 +76,12 @@ TRAPVM_STAT(MMU_REMOTE_FLUSH, "mmu_remote_flushes")
 /* a locked instruction emulated while another vCPU changed its operand */
 TRAPVM_STAT(EMUL_RETRY, "emul_locked_retries")
 
+/* virtual APIC: IPIs between vCPUs, xAPIC page, late periodic timer */
+TRAPVM_STAT(APIC_IPIS_SENT, "apic_ipis_sent")
+TRAPVM_STAT(APIC_IPIS_RECEIVED, "apic_ipis_received")
+TRAPVM_STAT(APIC_NMIS_RECEIVED, "apic_nmis_received")
+TRAPVM_STAT(APIC_IPIS_UNSUPPORTED, "apic_ipis_unsupported")
+TRAPVM_STAT(APIC_TIMER_COALESCED, "apic_timer_coalesced")
+TRAPVM_STAT(APIC_MMIO, "apic_mmio_accesses")
+
 #undef TRAPVM_STAT

@@ -129,6 +129,28 @@ enum trapvm_lapic_irq_result {
 	TRAPVM_LAPIC_IRQ_ILLEGAL,	/* vector 0..15: ESR, dropped */
 };
 
+/*
+ * An interrupt message from an ICR write, decoded in the sender's mode
+ * (x2APIC: 32-bit destination; xAPIC: 8-bit).  Only messages the model
+ * sends (fixed, lowest priority, NMI with a legal vector) are built.
+ */
+enum trapvm_lapic_ipi_mode {
+	TRAPVM_LAPIC_IPI_FIXED,
+	TRAPVM_LAPIC_IPI_LOWEST,	/* xAPIC only */
+	TRAPVM_LAPIC_IPI_NMI,
+};
+
+struct trapvm_lapic_ipi {
+	u32 src;			/* the sender's APIC ID */
+	u32 dest;			/* destination field */
+	u8 vector;			/* fixed and lowest priority */
+	u8 mode;			/* enum trapvm_lapic_ipi_mode */
+	u8 shorthand;			/* ICR bits 19:18 */
+	bool logical;			/* destination mode */
+	bool x2apic;			/* the sender's mode */
+	bool level;			/* trigger mode (TMR) */
+};
+
 /* How the model gets time and drives its backing timer. */
 struct trapvm_lapic_ops {
 	/* A monotonic clock, in nanoseconds. */
@@ -141,6 +163,13 @@ struct trapvm_lapic_ops {
 	 */
 	void (*arm_timer)(void *ctx, u64 expire_ns);
 	void (*cancel_timer)(void *ctx);
+	/*
+	 * Optional: deliver an IPI to every vCPU it names (this one
+	 * included: trapvm_lapic_deliver_ipi() on the own model) and
+	 * return how many were named.  Without it, only this APIC is a
+	 * destination and what is meant for others counts as dropped.
+	 */
+	unsigned int (*send_ipi)(void *ctx, const struct trapvm_lapic_ipi *ipi);
 };
 
 /* Counters for statistics and tests; never reset by the guest. */
@@ -153,9 +182,12 @@ struct trapvm_lapic_counters {
 	u64 timer_fired;		/* expiries, masked or not */
 	u64 timer_masked;		/* expiries with the LVT masked */
 	u64 ipis_self;			/* delivered to this vCPU */
-	u64 ipis_dropped;		/* no such destination (other vCPUs) */
-	u64 ipis_unsupported;		/* NMI/INIT/SIPI/SMI/reserved modes */
+	u64 ipis_dropped;		/* no destination matched */
+	u64 ipis_unsupported;		/* INIT/SIPI/SMI/reserved modes */
+	u64 ipis_sent;			/* messages x destinations reached */
+	u64 ipis_received;		/* fixed/lowest IPIs taken (IRR) */
 	u64 errors;			/* ESR bits raised */
+	u64 timer_coalesced;		/* periodic expiries merged into one */
 };
 
 struct trapvm_lapic {
@@ -185,6 +217,7 @@ struct trapvm_lapic {
 	u32 timer_base_count;		/* ... from this count */
 	bool timer_armed;		/* an expiry is due at timer_expire_ns */
 	u64 timer_expire_ns;
+	u64 timer_grid_ns;		/* periodic: first unhandled expiry */
 
 	struct trapvm_lapic_counters stats;
 };
@@ -224,6 +257,23 @@ void trapvm_lapic_mmio_read(struct trapvm_lapic *a, u32 offset,
 			    unsigned int len, u32 *val);
 void trapvm_lapic_mmio_write(struct trapvm_lapic *a, u32 offset,
 			     unsigned int len, u32 val);
+
+/*
+ * IPIs between vCPUs.  A destination's matching state (APIC ID, mode,
+ * enable, xAPIC LDR and DFR model) packed into 64 bits, so that its owner
+ * can publish it with WRITE_ONCE() and senders on other threads can match
+ * against it with READ_ONCE() without touching the model.
+ */
+u64 trapvm_lapic_dest_key(const struct trapvm_lapic *a);
+/* Does the message name the APIC whose key this is (SDM destination rules)? */
+bool trapvm_lapic_ipi_match(const struct trapvm_lapic_ipi *ipi, u64 key);
+/*
+ * On the destination's owner: take a fixed or lowest-priority message
+ * (IRR, counted in ipis_received).  NMIs are the caller's business.
+ */
+enum trapvm_lapic_irq_result
+trapvm_lapic_deliver_ipi(struct trapvm_lapic *a,
+			 const struct trapvm_lapic_ipi *ipi);
 
 /* MOV to/from CR8: TPR[7:4].  Bits 63:4 set in a write: #GP. */
 int trapvm_lapic_set_cr8(struct trapvm_lapic *a, u64 val);
@@ -272,9 +322,24 @@ struct trapvm_vcpu_apic {
 	/* what vcpu->cpu.{apic_base,cr8} held when last synchronised */
 	u64 seen_apic_base;
 	u64 seen_cr8;
+	/*
+	 * IPIs from other vCPUs: set_bit() by the sender, then a kick; the
+	 * owner moves them into the model.  dest_key is what senders match
+	 * (trapvm_lapic_dest_key(), WRITE_ONCE by the owner).
+	 */
+	DECLARE_BITMAP(ipi_pending, 256);
+	u64 dest_key;
+	/*
+	 * Owner only: an NMI is latched (one at most), and one was
+	 * delivered with no IRET since (further NMIs wait).
+	 */
+	bool nmi_pending;
+	bool nmi_blocked;
+	u64 nmis_received;
 };
 
 #define TRAPVM_APIC_EV_TIMER		0	/* the hrtimer fired */
+#define TRAPVM_APIC_EV_NMI		1	/* an NMI IPI was sent here */
 
 /*
  * vCPU creation (after vcpu->cpu holds its reset state) and destruction
@@ -307,6 +372,25 @@ void trapvm_vcpu_apic_post_irq(struct trapvm_vcpu *vcpu, unsigned int vector);
  */
 int trapvm_vcpu_apic_rdmsr(struct trapvm_vcpu *vcpu, u32 msr, u64 *val);
 int trapvm_vcpu_apic_wrmsr(struct trapvm_vcpu *vcpu, u32 msr, u64 val);
+/*
+ * xAPIC page: does this guest-physical address belong to the vCPU's APIC
+ * page now (enabled, xAPIC mode)?  Then the emulated load or store goes
+ * to trapvm_vcpu_apic_mmio() instead of userspace; data is little-endian,
+ * len bytes (anything but an aligned 32-bit access reads 0 and writes
+ * nothing).
+ */
+bool trapvm_vcpu_apic_mmio_claims(struct trapvm_vcpu *vcpu, u64 gpa);
+void trapvm_vcpu_apic_mmio(struct trapvm_vcpu *vcpu, u64 gpa,
+			   unsigned int len, bool is_write, void *data);
+/*
+ * NMIs (from NMI IPIs): trapvm_vcpu_apic_nmi_pending() says one can be
+ * delivered now (pending and not blocked by an earlier NMI's handler);
+ * trapvm_vcpu_apic_nmi_ack() after delivering vector 2 blocks further
+ * NMIs until trapvm_vcpu_apic_iret() (the guest executed IRET).
+ */
+bool trapvm_vcpu_apic_nmi_pending(struct trapvm_vcpu *vcpu);
+void trapvm_vcpu_apic_nmi_ack(struct trapvm_vcpu *vcpu);
+void trapvm_vcpu_apic_iret(struct trapvm_vcpu *vcpu);
 /* MOV to/from CR8 (TRAPVM_MSR_OK or TRAPVM_MSR_GP for bits 63:4). */
 int trapvm_vcpu_apic_set_cr8(struct trapvm_vcpu *vcpu, u64 val);
 u64 trapvm_vcpu_apic_get_cr8(struct trapvm_vcpu *vcpu);
