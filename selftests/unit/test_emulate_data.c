@@ -181,18 +181,31 @@ static bool tmpl_atomic(const char *hex)
 #define BUF	64
 #define MID	24		/* rdi points here, inside BUF */
 
-static void test_against_native(void)
+/*
+ * An executable page for running instruction templates natively, and the
+ * harness reset to its snapshot; NULL (and a failed check) without one.
+ */
+static u8 *native_setup(void)
 {
 	u8 *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
 			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	unsigned int t, iter, bad = 0, runs = 0;
 
 	if (code == MAP_FAILED) {
 		EXPECT(0, "mmap exec buffer");
-		return;
+		return NULL;
 	}
 	h_init(&snap);
 	H = snap;
+	return code;
+}
+
+static void test_against_native(void)
+{
+	u8 *code = native_setup();
+	unsigned int t, iter, bad = 0, runs = 0;
+
+	if (!code)
+		return;
 	for (t = 0; t < ARRAY_SIZE(tmpls); t++) {
 		u8 insn[16];
 		unsigned int n = h_hex(tmpls[t].hex, insn, sizeof(insn));
@@ -302,16 +315,11 @@ static const struct tmpl race_tmpls[] = {
  */
 static void test_locked_retry(void)
 {
-	u8 *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	u8 *code = native_setup();
 	unsigned int t, iter, bad = 0, runs = 0;
 
-	if (code == MAP_FAILED) {
-		EXPECT(0, "mmap exec buffer");
+	if (!code)
 		return;
-	}
-	h_init(&snap);
-	H = snap;
 	for (t = 0; t < ARRAY_SIZE(race_tmpls); t++) {
 		const char *hex = race_tmpls[t].hex;
 		unsigned int n = h_hex(hex, code, 16);
