@@ -1081,6 +1081,289 @@ static void test_random_traffic(void)
 	}
 }
 
+/* ---- IPIs between several APICs ---- */
+
+/*
+ * A small machine: NODES APICs with chosen IDs, whose send_ipi op
+ * delivers the way the kernel glue does (every matching APIC in order,
+ * the first one only for lowest priority; fixed into IRR, NMIs counted).
+ */
+#define NODES	8
+
+struct node {
+	struct fake f;			/* first: the fake_* ops cast ctx */
+	int idx;
+	struct trapvm_lapic a;
+	int nmis;
+};
+
+static struct node nodes[NODES];
+static int nnodes;
+
+static unsigned int node_send_ipi(void *ctx, const struct trapvm_lapic_ipi *ipi)
+{
+	unsigned int n = 0;
+	int i;
+
+	for (i = 0; i < nnodes; i++) {
+		if (!trapvm_lapic_ipi_match(ipi,
+					    trapvm_lapic_dest_key(&nodes[i].a)))
+			continue;
+		n++;
+		if (ipi->mode == TRAPVM_LAPIC_IPI_NMI)
+			nodes[i].nmis++;
+		else
+			trapvm_lapic_deliver_ipi(&nodes[i].a, ipi);
+		if (ipi->mode == TRAPVM_LAPIC_IPI_LOWEST)
+			break;
+	}
+	return n;
+}
+
+static const struct trapvm_lapic_ops node_ops = {
+	.now_ns = fake_now,
+	.read_tsc = fake_tsc,
+	.arm_timer = fake_arm,
+	.cancel_timer = fake_cancel,
+	.send_ipi = node_send_ipi,
+};
+
+static void nodes_setup(const u32 *ids, int n, bool xapic)
+{
+	int i;
+
+	memset(nodes, 0, sizeof(nodes));
+	nnodes = n;
+	for (i = 0; i < n; i++) {
+		struct trapvm_lapic *a = &nodes[i].a;
+
+		nodes[i].idx = i;
+		nodes[i].f.ns = 1000000000ULL;
+		trapvm_lapic_init(a, ids[i], MAXPHYADDR, TSC_KHZ, &node_ops,
+				  &nodes[i]);
+		if (xapic) {
+			trapvm_lapic_set_apic_base(a, 0xfee00000ULL, false);
+			trapvm_lapic_set_apic_base(a, 0xfee00000ULL | (1 << 11),
+						   false);
+			trapvm_lapic_mmio_write(a, 0xf0, 4, 0x1ff);
+		} else {
+			trapvm_lapic_wrmsr(a, 0x80f, 0x1ff);
+		}
+	}
+}
+
+/* Which nodes have vector v in IRR, as a bit mask (cleared after). */
+static u32 irr_mask(unsigned int v)
+{
+	u32 m = 0;
+	int i;
+
+	for (i = 0; i < nnodes; i++) {
+		struct trapvm_lapic *a = &nodes[i].a;
+
+		if (a->irr[v >> 5] & (1u << (v & 31)))
+			m |= 1u << i;
+		a->irr[v >> 5] &= ~(1u << (v & 31));
+	}
+	return m;
+}
+
+static void x2_send(int from, u64 icr)
+{
+	int r = trapvm_lapic_wrmsr(&nodes[from].a, 0x830, icr);
+
+	if (r)
+		fail(__FILE__, __LINE__, "ICR %#llx: #GP",
+		     (unsigned long long)icr);
+}
+
+static void test_ipi_x2apic_dest(void)
+{
+	/* x2APIC IDs; logical ID = cluster ID >> 4, bit 1 << (ID & 15) */
+	static const u32 ids[NODES] = { 0, 1, 2, 3, 0x10, 0x11, 0x1f, 0x20 };
+	static const struct {
+		u64 icr;
+		u32 want;	/* nodes (indexes) that must get it */
+		const char *what;
+	} t[] = {
+		{ (2ULL << 32) | 0x50, 0x04, "physical 2" },
+		{ (0x11ULL << 32) | 0x50, 0x20, "physical 0x11" },
+		{ (0x12ULL << 32) | 0x50, 0x00, "physical, no such ID" },
+		{ (0xffffffffULL << 32) | 0x50, 0xff, "physical broadcast" },
+		{ (0xffULL << 32) | 0x50, 0x00, "0xff is no x2APIC broadcast" },
+		{ (0x0000000bULL << 32) | (1 << 11) | 0x50, 0x0b,
+		  "logical cluster 0 bits 0,1,3" },
+		{ (0x00018003ULL << 32) | (1 << 11) | 0x50, 0x70,
+		  "logical cluster 1 bits 0,1,15" },
+		{ (0x00020001ULL << 32) | (1 << 11) | 0x50, 0x80,
+		  "logical cluster 2 bit 0" },
+		{ (0x00030001ULL << 32) | (1 << 11) | 0x50, 0x00,
+		  "logical, empty cluster" },
+		{ (0xffffffffULL << 32) | (1 << 11) | 0x50, 0xff,
+		  "logical broadcast" },
+		/* shorthands ignore the destination field */
+		{ (5ULL << 32) | (1 << 18) | 0x50, 0x10, "self" },
+		{ (5ULL << 32) | (2 << 18) | 0x50, 0xff, "all incl. self" },
+		{ (5ULL << 32) | (3 << 18) | 0x50, 0xef, "all excl. self" },
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(t); i++) {
+		nodes_setup(ids, NODES, false);
+		x2_send(4, t[i].icr);		/* from ID 0x10 */
+		EXPECT(irr_mask(0x50) == t[i].want, "%s: got %#x want %#x",
+		       t[i].what, irr_mask(0x50), t[i].want);
+		EXPECT_EQ(nodes[4].a.stats.ipis_sent,
+			  __builtin_popcount(t[i].want));
+		EXPECT_EQ(nodes[4].a.stats.ipis_dropped, !t[i].want);
+	}
+}
+
+static void test_ipi_xapic_dest(void)
+{
+	static const u32 ids[NODES] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	int i;
+
+	/* flat model: LDR = one bit each; the destination is a mask */
+	nodes_setup(ids, NODES, true);
+	for (i = 0; i < NODES; i++)
+		trapvm_lapic_mmio_write(&nodes[i].a, 0xd0, 4, 1u << (24 + i));
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x310, 4, 0x05u << 24);
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x300, 4, (1 << 11) | 0x51);
+	EXPECT_EQ(irr_mask(0x51), 0x05);
+	/* physical 6, then the 8-bit broadcast */
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x310, 4, 6u << 24);
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x300, 4, 0x52);
+	EXPECT_EQ(irr_mask(0x52), 0x40);
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x310, 4, 0xffu << 24);
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x300, 4, 0x53);
+	EXPECT_EQ(irr_mask(0x53), 0xff);
+	/* bits 55:32 of the ICR are not part of an xAPIC destination */
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x310, 4, 0x00ffffffu);
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x300, 4, 0x54);
+	EXPECT_EQ(irr_mask(0x54), 0x01);
+
+	/* cluster model: cluster in LDR[31:28], bits in LDR[27:24] */
+	nodes_setup(ids, NODES, true);
+	for (i = 0; i < NODES; i++) {
+		trapvm_lapic_mmio_write(&nodes[i].a, 0xe0, 4, 0x0fffffff);
+		trapvm_lapic_mmio_write(&nodes[i].a, 0xd0, 4,
+					((i / 4) << 28) | (1u << (24 + i % 4)));
+	}
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x310, 4, 0x13u << 24);
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x300, 4, (1 << 11) | 0x55);
+	EXPECT_EQ(irr_mask(0x55), 0x30);	/* cluster 1: IDs 4, 5 */
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x310, 4, 0x0cu << 24);
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x300, 4, (1 << 11) | 0x56);
+	EXPECT_EQ(irr_mask(0x56), 0x0c);	/* cluster 0: IDs 2, 3 */
+
+	/* lowest priority: exactly one of the destinations */
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x310, 4, 0x1fu << 24);
+	trapvm_lapic_mmio_write(&nodes[0].a, 0x300, 4,
+				(1 << 11) | (1 << 8) | 0x57);
+	i = irr_mask(0x57);
+	EXPECT(i && !(i & (i - 1)) && (i & 0xf0), "lowest: %#x", i);
+}
+
+static void test_ipi_modes(void)
+{
+	static const u32 ids[4] = { 0, 1, 2, 3 };
+	u64 esr;
+
+	nodes_setup(ids, 4, false);
+	/* NMI: the vector field is ignored, nothing in IRR */
+	x2_send(0, (2ULL << 32) | (4 << 8) | 0x03);
+	EXPECT_EQ(nodes[2].nmis, 1);
+	EXPECT_EQ(irr_mask(0x03), 0);
+	x2_send(0, (3 << 18) | (4 << 8));
+	EXPECT(nodes[0].nmis == 0 && nodes[1].nmis == 1 &&
+	       nodes[2].nmis == 2 && nodes[3].nmis == 1, "NMI others");
+	/* INIT, SIPI, SMI: not modelled, counted, nothing delivered */
+	x2_send(0, (1ULL << 32) | (5 << 8) | (1 << 14));
+	x2_send(0, (1ULL << 32) | (6 << 8) | 0x10);
+	x2_send(0, (1ULL << 32) | (2 << 8));
+	EXPECT_EQ(nodes[0].a.stats.ipis_unsupported, 3);
+	EXPECT_EQ(irr_mask(0x10), 0);
+	EXPECT_EQ(nodes[1].nmis, 1);
+	/* lowest priority is reserved in x2APIC mode */
+	x2_send(0, (1ULL << 32) | (1 << 8) | 0x60);
+	EXPECT_EQ(irr_mask(0x60), 0);
+	EXPECT_EQ(nodes[0].a.stats.ipis_unsupported, 4);
+	/* an illegal vector is not sent: ESR bit 5 at the sender only */
+	x2_send(0, (1ULL << 32) | 0x0f);
+	EXPECT_EQ(irr_mask(0x0f), 0);
+	trapvm_lapic_wrmsr(&nodes[0].a, 0x828, 0);
+	trapvm_lapic_rdmsr(&nodes[0].a, 0x828, &esr);
+	EXPECT_EQ(esr, 1 << 5);
+	trapvm_lapic_wrmsr(&nodes[1].a, 0x828, 0);
+	trapvm_lapic_rdmsr(&nodes[1].a, 0x828, &esr);
+	EXPECT_EQ(esr, 0);
+	/* a software-disabled destination drops fixed IPIs */
+	trapvm_lapic_wrmsr(&nodes[3].a, 0x80f, 0xff);
+	x2_send(0, (3 << 18) | 0x61);
+	EXPECT_EQ(irr_mask(0x61), 0x06);
+	EXPECT_EQ(nodes[3].a.stats.irqs_dropped, 1);
+	/* a globally disabled one is no destination at all */
+	trapvm_lapic_set_apic_base(&nodes[2].a, 0xfee00000ULL, false);
+	x2_send(0, (2ULL << 32) | 0x62);
+	EXPECT_EQ(irr_mask(0x62), 0);
+	EXPECT_EQ(nodes[0].a.stats.ipis_dropped, 1);
+	/* received IPIs are counted at the destination */
+	EXPECT_EQ(nodes[1].a.stats.ipis_received, 1);
+	/* level-triggered fixed IPIs are taken as edge (TMR clear) */
+	x2_send(0, (1ULL << 32) | (1 << 15) | (1 << 14) | 0x63);
+	EXPECT_EQ(irr_mask(0x63), 0x02);
+	EXPECT_EQ(nodes[1].a.tmr[0x63 >> 5] & (1u << (0x63 & 31)), 0);
+}
+
+/*
+ * The periodic timer on a late host: every reload the SDM's counter
+ * makes (one per period since the start) either set the timer vector's
+ * IRR bit or is counted in timer_coalesced, and the
+ * backing timer is only ever armed on the period grid.
+ */
+static void test_timer_periodic_coalesced(void)
+{
+	static const u32 periods[] = { 30000, 100000, 250000 };
+	size_t i;
+	int k;
+
+	for (i = 0; i < ARRAY_SIZE(periods); i++) {
+		const u64 p = periods[i];	/* ns, divide by 1 */
+		u64 start, now, reloads, raised = 0;
+
+		setup();
+		start = fk.ns;
+		timer_setup((1 << 17) | 0xd2, 0xb, p);
+		for (k = 0; k < 20; k++) {
+			/* the host comes 0..3.7 periods late */
+			now = fk.expire + (k % 5) * p * 9 / 10;
+			fk.ns = now;
+			/* one IRR bit: an interrupt only if it was clear */
+			raised += !bit_in_regs(0x820, 0xd2);
+			EXPECT(trapvm_lapic_timer_expired(&A, now), "k=%d", k);
+			reloads = (now - start) / p;
+			EXPECT(raised + A.stats.timer_coalesced == reloads,
+			       "p=%llu k=%d: %llu + %llu != %llu",
+			       (unsigned long long)p, k,
+			       (unsigned long long)raised,
+			       (unsigned long long)A.stats.timer_coalesced,
+			       (unsigned long long)reloads);
+			EXPECT((fk.expire - start) % p == 0, "off the grid");
+			EXPECT(fk.expire > now, "armed in the past");
+			EXPECT(fk.expire - now <= p + 100000, "too late");
+			/* the guest takes it every other time */
+			if (k & 1) {
+				trapvm_lapic_ack_irq(&A, 0xd2);
+				wr(0x80b, 0);
+			}
+		}
+		/* the current count is on the same grid */
+		fk.ns = start + 1000 * p + p / 4;
+		EXPECT_EQ(rd(0x839), p - p / 4);
+	}
+}
+
 int main(void)
 {
 	printf("TAP version 13\n");
@@ -1102,6 +1385,10 @@ int main(void)
 	RUN(test_disabled_apic);
 	RUN(test_xapic_mmio);
 	RUN(test_random_traffic);
+	RUN(test_ipi_x2apic_dest);
+	RUN(test_ipi_xapic_dest);
+	RUN(test_ipi_modes);
+	RUN(test_timer_periodic_coalesced);
 	printf("1..%d\n", tests_run);
 	return tests_failed ? 1 : 0;
 }
