@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Kernel side of the virtual x2APIC: the hrtimer behind the APIC timer,
- * kicking the vCPU when it expires, and the hand-over of interrupts that
- * other threads queue in vcpu->pending_irqs.
+ * kicking the vCPU when it expires, the hand-over of interrupts that
+ * other threads queue in vcpu->pending_irqs, IPIs between the vCPUs of a
+ * VM (apic_send_ipi()), NMIs, and the xAPIC MMIO page.
  *
  * Concurrency.  The model (vcpu->apic->lapic) belongs to the holder of
  * vcpu->mutex, i.e. the vCPU thread inside TRAPVM_RUN or a register ioctl.
  * Everything else (the hrtimer callback, TRAPVM_INTERRUPT from another
- * thread) only sets bits and kicks; trapvm_vcpu_apic_sync(), called by the
+ * thread, another vCPU's IPI) only sets bits and kicks; trapvm_vcpu_apic_sync(), called by the
  * run loop, folds those bits into the model.  The kick (trapvm_vcpu_kick(),
  * safe in hard interrupt context) wakes a halted vCPU (vcpu->wq) and sends
  * the reschedule IPI of kick_process() to the CPU running the vCPU thread:

@@ -9,7 +9,8 @@
  * callbacks (struct trapvm_lapic_ops) so tests can drive it with a fake
  * clock.  It is not thread-safe: only the owner of the vCPU (the holder of
  * vcpu->mutex) may call it.  Other threads hand interrupts over through
- * vcpu->pending_irqs and the hrtimer through an event bit (lapic_timer.c).
+ * vcpu->pending_irqs, other vCPUs' IPIs through apic->ipi_pending and an
+ * NMI event bit, and the hrtimer through an event bit (lapic_timer.c).
  */
 #ifndef _TRAPVM_LAPIC_H
 #define _TRAPVM_LAPIC_H
