@@ -48,6 +48,22 @@ static const char *const mode_names[] = {
 	[MODE_SELFTEST_FAIL] = "selftest-fail",
 };
 
+/*
+ * The value of the first "key=" word of the command line (up to the next
+ * space or the end), or NULL.
+ */
+const char *cmdline_value(const char *key)
+{
+	size_t n = strlen(key);
+	const char *s;
+
+	for (s = boot_cmdline; *s; s++)
+		if ((s == boot_cmdline || s[-1] == ' ') &&
+		    !strncmp(s, key, n) && s[n] == '=')
+			return s + n + 1;
+	return NULL;
+}
+
 /* The value of the first "mode=" word of the command line. */
 static int cmdline_mode(void)
 {
@@ -97,6 +113,7 @@ void kmain(struct trapvm_boot_info *bi)
 		kprintf("sparrow: trapvm hypercall version %ld\n",
 			hypercall(TRAPVM_HC_VERSION, 0, 0, 0, 0));
 	mm_init();
+	mm_pv_init();
 	proc_init();
 	timer_init();
 	start_init(boot_mode);

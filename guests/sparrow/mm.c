@@ -17,6 +17,124 @@ static u64 free_list;
 static u64 nr_free;
 u64 kernel_pml4;
 
+/*
+ * Page-table writes in bulk (fork, teardown, munmap).  Under trapvm every
+ * store to a page table traps and is emulated; pt_set() instead queues the
+ * (entry, value) pair and pt_flush() hands the queue to the hypervisor in
+ * one TRAPVM_HC_MMU_UPDATE, which stores each value exactly as our own
+ * store would have.  Natively, with pv_mmu=0, or once the hypercall has
+ * failed, pt_set() is a plain store and pt_flush() only frees tables.
+ *
+ * Until pt_flush() a queued entry still holds its old value in memory, so:
+ * every bulk operation flushes before it returns (nothing else, not the
+ * fault handler, not a CR3 switch, not the return to user mode, ever sees
+ * a non-empty queue); nothing reads an entry back after queueing it; the
+ * INVLPG or CR3 reload that the architecture requires after a downgrade
+ * comes after the flush (before it the stale entry could be cached anew);
+ * and a page-table page that still has queued writes into it is not freed
+ * (pt_defer_free) until the queue is flushed and the TLB invalidated, so
+ * that it cannot be reused while a late write could land in it.
+ */
+bool pv_mmu;
+static struct trapvm_mmu_update pt_queue[TRAPVM_MMU_UPDATE_MAX] __aligned(64);
+static unsigned int pt_queued;
+#define PT_DEFER_MAX	64
+static u64 pt_deferred[PT_DEFER_MAX];
+static unsigned int pt_ndeferred;
+static u64 pv_mmu_batches, pv_mmu_entries;
+
+/* Flush the queue: afterwards every pt_set() so far is in memory. */
+static void pt_flush(void)
+{
+	unsigned int i, n = pt_queued;
+	long ret;
+
+	if (!n)
+		return;
+	pt_queued = 0;
+	ret = hypercall(TRAPVM_HC_MMU_UPDATE, (u64)pt_queue, n, 0, 0);
+	if (ret == (long)n) {
+		pv_mmu_batches++;
+		pv_mmu_entries += n;
+		return;
+	}
+	/* All or nothing (guest-abi.rst): store them ourselves. */
+	kprintf("sparrow: TRAPVM_HC_MMU_UPDATE of %u entries failed (%ld), plain stores from now on\n",
+		n, ret);
+	pv_mmu = false;
+	for (i = 0; i < n; i++)
+		*(volatile u64 *)phys_to_virt(pt_queue[i].pte_gpa) =
+			pt_queue[i].value;
+}
+
+static void pt_set(u64 *pte, u64 val)
+{
+	if (!pv_mmu) {
+		*(volatile u64 *)pte = val;
+		return;
+	}
+	pt_queue[pt_queued].pte_gpa = (u64)pte;	/* identity mapped */
+	pt_queue[pt_queued].value = val;
+	if (++pt_queued == TRAPVM_MMU_UPDATE_MAX)
+		pt_flush();
+}
+
+/* Free the deferred tables: only after pt_flush() and the invalidation. */
+static void pt_free_deferred(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < pt_ndeferred; i++)
+		page_put(pt_deferred[i]);
+	pt_ndeferred = 0;
+}
+
+/* Free page table pa of p once its unlinking is in memory and the TLB. */
+static void pt_defer_free(struct proc *p, u64 pa)
+{
+	if (pt_ndeferred == PT_DEFER_MAX) {
+		pt_flush();
+		if (p == cur)
+			write_cr3(p->pml4);
+		pt_free_deferred();
+	}
+	pt_deferred[pt_ndeferred++] = pa;
+}
+
+/*
+ * Choose the path once at boot: the batch under trapvm unless the command
+ * line says pv_mmu=0, and only if the hypercall answers (an empty batch).
+ */
+void mm_pv_init(void)
+{
+	const char *v = cmdline_value("pv_mmu");
+	long ret;
+
+	if (!(boot_info.flags & TRAPVM_BOOT_F_TRAPVM)) {
+		kprintf("sparrow: page tables: plain stores (not under trapvm)\n");
+		return;
+	}
+	if (v && *v == '0') {
+		kprintf("sparrow: page tables: plain stores (pv_mmu=0)\n");
+		return;
+	}
+	ret = hypercall(TRAPVM_HC_MMU_UPDATE, (u64)pt_queue, 0, 0, 0);
+	if (ret) {
+		kprintf("sparrow: page tables: plain stores (TRAPVM_HC_MMU_UPDATE answers %ld)\n",
+			ret);
+		return;
+	}
+	pv_mmu = true;
+	kprintf("sparrow: page tables: TRAPVM_HC_MMU_UPDATE batches of up to %u (pv_mmu=1)\n",
+		TRAPVM_MMU_UPDATE_MAX);
+}
+
+void mm_pv_report(void)
+{
+	kprintf("sparrow: pv_mmu %s: %lu batches, %lu entries\n",
+		pv_mmu ? "on" : "off", pv_mmu_batches, pv_mmu_entries);
+}
+
 static void free_page_raw(u64 pa)
 {
 	*(u64 *)phys_to_virt(pa) = free_list;
@@ -192,10 +310,17 @@ u64 vm_map_anon(struct proc *p, u64 len)
 	return start;
 }
 
+/*
+ * Past this many pages a CR3 reload is cheaper than one INVLPG each (under
+ * trapvm every INVLPG is an exit too).  The same in both pv_mmu modes.
+ */
+#define INVLPG_MAX	32
+
 int vm_remove(struct proc *p, u64 start, u64 end)
 {
 	struct vma *v = vma_find(p, start);
-	u64 a;
+	u64 a, inv[INVLPG_MAX];
+	unsigned int n = 0, i;
 
 	if (!v || v->start != start || v->end != end || (v->flags & VM_STACK))
 		return -SP_EINVAL;
@@ -203,11 +328,22 @@ int vm_remove(struct proc *p, u64 start, u64 end)
 		u64 *pte = walk(p->pml4, a, false);
 
 		if (pte && (*pte & PTE_P)) {
+			/* Not reused before the flush: no allocation here. */
 			page_put(*pte & PTE_ADDR);
-			*pte = 0;
-			if (p == cur)
-				flush_tlb_page(a);
+			pt_set(pte, 0);
+			if (n < INVLPG_MAX)
+				inv[n] = a;
+			n++;
 		}
+	}
+	/* The entries are cleared in memory first, then the TLB. */
+	pt_flush();
+	if (p == cur) {
+		if (n > INVLPG_MAX)
+			write_cr3(p->pml4);
+		else
+			for (i = 0; i < n; i++)
+				flush_tlb_page(inv[i]);
 	}
 	v->end = 0;
 	return 0;
@@ -222,6 +358,9 @@ int vm_fault(struct proc *p, u64 addr, u64 err)
 	struct vma *v = vma_find(p, addr);
 	u64 page = addr & PAGE_MASK, *pte, pa;
 
+	if (pt_queued)
+		panic("%s: %u page-table updates not flushed", __func__,
+		      pt_queued);
 	if (!v)
 		return -SP_EFAULT;
 	if ((err & 2) && !(v->flags & VM_WRITE))
@@ -275,7 +414,12 @@ int vm_fault(struct proc *p, u64 addr, u64 err)
 	return 0;
 }
 
-/* Copy one level of user page tables for fork, sharing pages COW. */
+/*
+ * Copy one level of user page tables for fork, sharing pages COW.  Every
+ * entry goes through pt_set(): the parent's downgrades and the child's
+ * new tables (fresh pages, but often a dead process's tables just freed,
+ * still shadowed, so their stores trap too).
+ */
 static int fork_table(u64 *dst, u64 *src, int level, int first, int last)
 {
 	int i;
@@ -288,16 +432,16 @@ static int fork_table(u64 *dst, u64 *src, int level, int first, int last)
 		if (level == 0) {
 			if (e & (PTE_W | PTE_COW)) {
 				e = (e & ~PTE_W) | PTE_COW;
-				src[i] = e;
+				pt_set(&src[i], e);
 			}
 			page_get(e & PTE_ADDR);
-			dst[i] = e;
+			pt_set(&dst[i], e);
 		} else {
 			u64 t = page_alloc();
 
 			if (!t)
 				return -SP_ENOMEM;
-			dst[i] = t | (e & ~PTE_ADDR);
+			pt_set(&dst[i], t | (e & ~PTE_ADDR));
 			if (fork_table(phys_to_virt(t),
 				       phys_to_virt(e & PTE_ADDR), level - 1,
 				       0, 511))
@@ -315,12 +459,17 @@ int vm_fork(struct proc *child, struct proc *parent)
 	child->mmap_next = parent->mmap_next;
 	err = fork_table(phys_to_virt(child->pml4), phys_to_virt(parent->pml4),
 			 3, 1, 255);
-	/* The parent's writable pages just became read-only: flush. */
+	/*
+	 * The parent's writable pages just became read-only: the entries in
+	 * memory first, then the TLB (also after a failure half-way).
+	 */
+	pt_flush();
 	write_cr3(parent->pml4);
 	return err;
 }
 
-static void free_table(u64 *t, int level, int first, int last)
+static void free_table(struct proc *p, u64 *t, int level, int first,
+		       int last)
 {
 	int i;
 
@@ -329,21 +478,30 @@ static void free_table(u64 *t, int level, int first, int last)
 
 		if (!(e & PTE_P))
 			continue;
-		if (level > 0)
-			free_table(phys_to_virt(e & PTE_ADDR), level - 1, 0, 511);
-		page_put(e & PTE_ADDR);
-		t[i] = 0;
+		if (level > 0) {
+			free_table(p, phys_to_virt(e & PTE_ADDR), level - 1,
+				   0, 511);
+			pt_set(&t[i], 0);
+			/* It may still have queued writes into it. */
+			pt_defer_free(p, e & PTE_ADDR);
+		} else {
+			/* Not reused before the flush: no allocation here. */
+			page_put(e & PTE_ADDR);
+			pt_set(&t[i], 0);
+		}
 	}
 }
 
 /* Drop the whole user part of p's address space (exec, exit). */
 void vm_free_user(struct proc *p)
 {
-	free_table(phys_to_virt(p->pml4), 3, 1, 255);
-	memset(p->vmas, 0, sizeof(p->vmas));
-	p->mmap_next = USER_MMAP_BASE;
+	free_table(p, phys_to_virt(p->pml4), 3, 1, 255);
+	pt_flush();
 	if (p == cur)
 		write_cr3(p->pml4);
+	pt_free_deferred();
+	memset(p->vmas, 0, sizeof(p->vmas));
+	p->mmap_next = USER_MMAP_BASE;
 }
 
 /* Physical address of the current process's user page at addr, or 0. */

@@ -228,6 +228,7 @@ void do_exit(int status)
 		u32 code = SP_WIFEXITED(status) ? SP_WEXITSTATUS(status) :
 			   0x80 | SP_WTERMSIG(status);
 
+		mm_pv_report();
 		kprintf("sparrow: init exited with status %u, powering off\n",
 			code);
 		poweroff(code);

@@ -159,6 +159,7 @@ extern char boot_cmdline[256];
 extern int boot_mode;
 extern u64 tsc_khz;
 u64 hv_exit_count(void);
+const char *cmdline_value(const char *key);
 long hypercall(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3);
 extern char hypercall_insn[];
 
@@ -183,6 +184,9 @@ static inline void *phys_to_virt(u64 pa)
 	return (void *)pa;
 }
 extern u64 kernel_pml4;
+extern bool pv_mmu;
+void mm_pv_init(void);
+void mm_pv_report(void);
 
 struct proc;
 int vm_fault(struct proc *p, u64 addr, u64 err);
