@@ -25,6 +25,8 @@
 #   BENCH_HOST_OPTS=""       extra tools/testhost/run options (e.g. --la57;
 #                            not --append, which would replace ours)
 #   BENCH_TIMEOUT=180        seconds per run before it counts as hung
+#   BENCH_GUEST_ARGS=""      more sparrow command line for the native and
+#                            trapvm columns (e.g. pv_mmu=0)
 #   BENCH_OUT=build/bench    output directory
 
 set -uo pipefail
@@ -42,6 +44,7 @@ kernel=guests/sparrow/sparrow.elf
 # QEMU all use it (the test host adds its own -smp/-m, see testing.rst).
 qemu_cpu=(-accel tcg -cpu max)
 guest_mem=256
+guest_cmdline="mode=bench${BENCH_GUEST_ARGS:+ $BENCH_GUEST_ARGS}"
 
 msg() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -120,6 +123,7 @@ fi
 	echo "host_mem=$host_mem"
 	echo "host_opts=${host_opts[*]:4}"
 	echo "tsc_khz=$tsc_khz"
+	echo "guest_cmdline=$guest_cmdline"
 	echo "build_note=$build_note"
 	(cd "$bin" && sha256sum -- *) |
 		awk '{ printf "sha256_%s=%s\n", $2, substr($1, 1, 16) }'
@@ -131,7 +135,7 @@ fi
 # (stamp.py): the runner relays CMD's output live.
 run_native() {
 	timeout "$tmo" qemu-system-x86_64 "${qemu_cpu[@]}" -m "$guest_mem" \
-		-kernel "$kernel" -append mode=bench \
+		-kernel "$kernel" -append "$guest_cmdline" \
 		-device isa-debug-exit,iobase=0xf4,iosize=4 \
 		-serial stdio -display none -no-reboot -nodefaults \
 		</dev/null 2>"$out/runs/native-$1.qemu" |
@@ -148,7 +152,7 @@ run_trapvm() {
 	tools/testhost/run "${host_opts[@]}" --module "$module" \
 		--run-name "bench-$stamp-trapvm-$1" \
 		-- "$vmctl" run --stats --mem "${guest_mem}M" \
-		--cmdline mode=bench "$kernel" </dev/null 2>&1 |
+		--cmdline "$guest_cmdline" "$kernel" </dev/null 2>&1 |
 		tools/bench/stamp.py "$log"
 	return "${PIPESTATUS[0]}"
 }

@@ -444,6 +444,9 @@ def main():
         env.get('host_opts', '')))
     text.append('%s; commit %s; load average at start %s' % (
         env.get('date', '?'), env.get('commit', '?'), env.get('loadavg_start', '?')))
+    if env.get('guest_cmdline', 'mode=bench') != 'mode=bench':
+        text.append('sparrow command line (native, trapvm): %s'
+                    % env['guest_cmdline'])
     text.append('')
     for i, li in enumerate(lines):
         text.append('  '.join([li[0].ljust(w[0])] + [li[j].rjust(w[j])
