@@ -59,18 +59,17 @@ static void pt_flush(void)
 		return;
 	}
 	/* All or nothing (guest-abi.rst): store them ourselves. */
-	kprintf("sparrow: TRAPVM_HC_MMU_UPDATE of %u entries failed (%ld), plain stores from now on\n",
+	kprintf("sparrow: TRAPVM_HC_MMU_UPDATE(%u) = %ld, now plain stores\n",
 		n, ret);
 	pv_mmu = false;
 	for (i = 0; i < n; i++)
-		*(volatile u64 *)phys_to_virt(pt_queue[i].pte_gpa) =
-			pt_queue[i].value;
+		*(u64 *)phys_to_virt(pt_queue[i].pte_gpa) = pt_queue[i].value;
 }
 
 static void pt_set(u64 *pte, u64 val)
 {
 	if (!pv_mmu) {
-		*(volatile u64 *)pte = val;
+		*pte = val;
 		return;
 	}
 	pt_queue[pt_queued].pte_gpa = (u64)pte;	/* identity mapped */

@@ -273,7 +273,7 @@ static int big_child(long arg)
 /* Touch every page (TLB entries), munmap, then read: must be SIGSEGV. */
 static int big_use_after_munmap(long pages)
 {
-	volatile u64 *m = (u64 *)sys_mmap(pages * 4096);
+	u64 *m = (u64 *)sys_mmap(pages * 4096);
 	u64 j, sum = 0;
 
 	if ((long)m <= 0)
@@ -282,7 +282,7 @@ static int big_use_after_munmap(long pages)
 		m[j * 512] = j;
 	for (j = 0; j < (u64)pages; j++)
 		sum += m[j * 512];
-	if (sys_munmap((void *)m, pages * 4096))
+	if (sys_munmap(m, pages * 4096))
 		return 2;
 	sum += m[(pages - 1) * 512];
 	return 3 + (int)(sum & 1);
