@@ -72,6 +72,8 @@ struct ipi_shared {
 	volatile uint64_t nmis[MAXV];
 	volatile uint64_t stop;
 	volatile uint64_t halting;
+	volatile uint64_t nmi_depth, nmi_nested, nmi_release;
+	uint64_t odd_reads[MAXV];
 	/* results */
 	uint64_t fail_line[MAXV], fail_val[MAXV];
 	uint64_t id_reg[MAXV], ver_reg[MAXV], esr[MAXV];
@@ -136,8 +138,16 @@ static void ipi_handler(struct ex_regs *regs)
 
 static void nmi_handler(struct ex_regs *regs)
 {
+	uint64_t n;
+
 	/* no EOI: NMIs are not in ISR */
-	sh.nmis[my_id()]++;
+	if (++sh.nmi_depth > 1)
+		sh.nmi_nested++;
+	n = ++sh.nmis[my_id()];
+	/* nmi_blocked: the first handler waits for the second NMI */
+	while (n == 1 && sh.nmi_release == 1 && !sh.fail_line[0])
+		asm volatile("pause" : : : "memory");
+	sh.nmi_depth--;
 }
 
 static void send(uint32_t dest, uint32_t low)
@@ -292,6 +302,60 @@ static void guest_nmi(uint64_t id)
 	ipi_done();
 }
 
+/*
+ * SDM: after an NMI, further NMIs are blocked until the next IRET.  The
+ * first handler spins while vCPU 0 sends a second NMI (kicks make the
+ * target exit to the host meanwhile); the second must run only after
+ * the first handler's IRET, not nested.
+ */
+static void guest_nmi_blocked(uint64_t id)
+{
+	uint64_t t;
+
+	apic_up(id);
+	if (id == 0) {
+		wait_all_ready(id);
+		sh.nmi_release = 1;
+		send(1, ICR_NMI);
+		wait_eq(id, &sh.nmis[1], 1);
+		send(1, ICR_NMI);
+		t = guest_rdtsc();
+		while (guest_rdtsc() - t < 100000000ULL)
+			asm volatile("pause");
+		CHECK(id, sh.nmis[1] == 1, sh.nmis[1]);
+		sh.nmi_release = 2;
+		wait_eq(id, &sh.nmis[1], 2);
+		CHECK(id, sh.nmi_nested == 0, sh.nmi_nested);
+		sh.stop = 1;
+	} else {
+		/* vCPU 0 failing stops it too */
+		while (!sh.stop && !sh.fail_line[0])
+			asm volatile("pause" : : : "memory");
+	}
+	ipi_done();
+}
+
+/* The target runs with IF=1 and never exits by itself: the kick must. */
+static void guest_running(uint64_t id)
+{
+	uint64_t i;
+
+	apic_up(id);
+	if (id == 0) {
+		wait_all_ready(id);
+		for (i = 1; i <= N_BCAST; i++) {
+			send(1, IPI_VECTOR);
+			wait_eq(id, &sh.recv[1], i);
+		}
+	} else {
+		asm volatile("sti" : : : "memory");
+		while (sh.recv[1] < N_BCAST)
+			asm volatile("pause" : : : "memory");
+		asm volatile("cli" : : : "memory");
+	}
+	ipi_done();
+}
+
 /* IPIs that go nowhere: no such APIC ID; an illegal vector. */
 static void guest_bad_ipis(uint64_t id)
 {
@@ -305,6 +369,17 @@ static void guest_bad_ipis(uint64_t id)
 		if (sh.xapic) {
 			mmio_wr(0x280, 0);	/* ESR: latch */
 			sh.esr[0] = mmio_rd(0x280);
+			/* not 32 bits at a 16-byte offset: reads 0 */
+			sh.odd_reads[0] =
+				*(volatile uint8_t *)(XAPIC_BASE + XAPIC_VER) |
+				*(volatile uint16_t *)(XAPIC_BASE + XAPIC_VER) |
+				*(volatile uint64_t *)(XAPIC_BASE + XAPIC_VER) |
+				*(volatile uint32_t *)(XAPIC_BASE + 0x34);
+			/* and such writes write nothing */
+			*(volatile uint16_t *)(XAPIC_BASE + XAPIC_SVR) = 0;
+			*(volatile uint32_t *)(XAPIC_BASE + 0xf4) = 0;
+			CHECK(id, mmio_rd(XAPIC_SVR) == 0x1ff,
+			      mmio_rd(XAPIC_SVR));
 		} else {
 			guest_wrmsr(X2APIC_ESR, 0);
 			sh.esr[0] = guest_rdmsr(X2APIC_ESR);
@@ -578,6 +653,25 @@ TEST_F_TIMEOUT(ipi, nmi, 300)
 	EXPECT_EQ(2, vcpu_stat(&self->v[1], TRAPVM_STAT_APIC_NMIS_RECEIVED));
 }
 
+TEST_F_TIMEOUT(ipi, nmi_blocked_until_iret, 300)
+{
+	struct ipi_shared *g = guest_sh(self->vm);
+
+	run_all(_metadata, self, guest_nmi_blocked, 2);
+	EXPECT_EQ(2, g->nmis[1]);
+	EXPECT_EQ(0, g->nmi_nested);
+}
+
+TEST_F_TIMEOUT(ipi, running_target, 300)
+{
+	struct ipi_shared *g = guest_sh(self->vm);
+
+	run_all(_metadata, self, guest_running, 2);
+	EXPECT_EQ(N_BCAST, g->recv[1]);
+	EXPECT_EQ(N_BCAST,
+		  vcpu_stat(&self->v[1], TRAPVM_STAT_APIC_IPIS_RECEIVED));
+}
+
 TEST_F_TIMEOUT(ipi, bad_ipis, 300)
 {
 	struct ipi_shared *g = guest_sh(self->vm);
@@ -585,6 +679,7 @@ TEST_F_TIMEOUT(ipi, bad_ipis, 300)
 	run_all(_metadata, self, guest_bad_ipis, 2);
 	/* SDM: "Send Illegal Vector" (bit 5); no error for a lost one */
 	EXPECT_EQ(ESR_SEND_ILLEGAL, g->esr[0]);
+	EXPECT_EQ(0, g->odd_reads[0]);
 	EXPECT_EQ(1, g->recv[1]);
 	EXPECT_EQ(1, vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_DROPPED));
 	EXPECT_EQ(1, vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_SENT));
