@@ -25,6 +25,16 @@ u64 kernel_pml4;
  * store would have.  Natively, with pv_mmu=0, or once the hypercall has
  * failed, pt_set() is a plain store and pt_flush() only frees tables.
  *
+ * The batch only pays for stores that would trap: the hypervisor write-
+ * protects a table once a page walk has gone through it, and a walk sets
+ * the accessed bit of every entry it uses (SDM 4.8), so a table whose
+ * upper entry has A clear is not tracked and plain stores to it cost
+ * nothing, while each batched entry costs the hypervisor some work.
+ * pt_write(pte, value, walked) is pt_set() for tables that may have been
+ * walked and a plain store for the others (fork's new tables, a dead
+ * process's tables it never used).  Either way the same value reaches
+ * memory; only the cost differs.
+ *
  * Until pt_flush() a queued entry still holds its old value in memory, so:
  * every bulk operation flushes before it returns (nothing else, not the
  * fault handler, not a CR3 switch, not the return to user mode, ever sees
@@ -76,6 +86,15 @@ static void pt_set(u64 *pte, u64 val)
 	pt_queue[pt_queued].value = val;
 	if (++pt_queued == TRAPVM_MMU_UPDATE_MAX)
 		pt_flush();
+}
+
+/* pt_set() if the table holding pte may be tracked, else a plain store. */
+static void pt_write(u64 *pte, u64 val, bool walked)
+{
+	if (walked)
+		pt_set(pte, val);
+	else
+		*pte = val;
 }
 
 /* Free the deferred tables: only after pt_flush() and the invalidation. */
@@ -234,12 +253,17 @@ void mm_init(void)
 	write_cr3(kernel_pml4);
 }
 
-/* Return the PTE for va in pml4, allocating tables if create. */
-static u64 *walk(u64 pml4, u64 va, bool create)
+/*
+ * Return the PTE for va in pml4, allocating tables if create.  *walked
+ * (if not NULL): every upper entry on the way has the accessed bit.
+ */
+static u64 *walk(u64 pml4, u64 va, bool create, bool *walked)
 {
 	u64 *table = phys_to_virt(pml4);
 	int level;
 
+	if (walked)
+		*walked = true;
 	for (level = 3; level > 0; level--) {
 		u64 *e = &table[(va >> (12 + 9 * level)) & 511];
 
@@ -253,6 +277,8 @@ static u64 *walk(u64 pml4, u64 va, bool create)
 				return NULL;
 			*e = pa | PT_FLAGS;
 		}
+		if (walked && !(*e & PTE_A))
+			*walked = false;
 		table = phys_to_virt(*e & PTE_ADDR);
 	}
 	return &table[(va >> 12) & 511];
@@ -320,16 +346,17 @@ int vm_remove(struct proc *p, u64 start, u64 end)
 	struct vma *v = vma_find(p, start);
 	u64 a, inv[INVLPG_MAX];
 	unsigned int n = 0, i;
+	bool walked;
 
 	if (!v || v->start != start || v->end != end || (v->flags & VM_STACK))
 		return -SP_EINVAL;
 	for (a = start; a < end; a += PAGE_SIZE) {
-		u64 *pte = walk(p->pml4, a, false);
+		u64 *pte = walk(p->pml4, a, false, &walked);
 
 		if (pte && (*pte & PTE_P)) {
 			/* Not reused before the flush: no allocation here. */
 			page_put(*pte & PTE_ADDR);
-			pt_set(pte, 0);
+			pt_write(pte, 0, walked);
 			if (n < INVLPG_MAX)
 				inv[n] = a;
 			n++;
@@ -366,7 +393,7 @@ int vm_fault(struct proc *p, u64 addr, u64 err)
 		return -SP_EFAULT;
 	if ((err & 16) && !(v->flags & VM_EXEC))
 		return -SP_EFAULT;
-	pte = walk(p->pml4, page, true);
+	pte = walk(p->pml4, page, true, NULL);
 	if (!pte)
 		return -SP_ENOMEM;
 	p->nr_faults++;
@@ -414,10 +441,10 @@ int vm_fault(struct proc *p, u64 addr, u64 err)
 }
 
 /*
- * Copy one level of user page tables for fork, sharing pages COW.  Every
- * entry goes through pt_set(): the parent's downgrades and the child's
- * new tables (fresh pages, but often a dead process's tables just freed,
- * still shadowed, so their stores trap too).
+ * Copy one level of user page tables for fork, sharing pages COW.  The
+ * parent's downgrades go through pt_set() (its tables are live); the
+ * child's new tables have never been walked: plain stores, and their
+ * upper entries start with the accessed bit clear, as for a new table.
  */
 static int fork_table(u64 *dst, u64 *src, int level, int first, int last)
 {
@@ -429,18 +456,19 @@ static int fork_table(u64 *dst, u64 *src, int level, int first, int last)
 		if (!(e & PTE_P))
 			continue;
 		if (level == 0) {
-			if (e & (PTE_W | PTE_COW)) {
+			/* Already COW (an earlier fork): nothing to write. */
+			if (e & PTE_W) {
 				e = (e & ~PTE_W) | PTE_COW;
 				pt_set(&src[i], e);
 			}
 			page_get(e & PTE_ADDR);
-			pt_set(&dst[i], e);
+			dst[i] = e;
 		} else {
 			u64 t = page_alloc();
 
 			if (!t)
 				return -SP_ENOMEM;
-			pt_set(&dst[i], t | (e & ~PTE_ADDR));
+			dst[i] = t | (e & ~(PTE_ADDR | PTE_A));
 			if (fork_table(phys_to_virt(t),
 				       phys_to_virt(e & PTE_ADDR), level - 1,
 				       0, 511))
@@ -467,8 +495,9 @@ int vm_fork(struct proc *child, struct proc *parent)
 	return err;
 }
 
+/* walked: t may have been used by a page walk (see pt_write()). */
 static void free_table(struct proc *p, u64 *t, int level, int first,
-		       int last)
+		       int last, bool walked)
 {
 	int i;
 
@@ -479,14 +508,14 @@ static void free_table(struct proc *p, u64 *t, int level, int first,
 			continue;
 		if (level > 0) {
 			free_table(p, phys_to_virt(e & PTE_ADDR), level - 1,
-				   0, 511);
-			pt_set(&t[i], 0);
+				   0, 511, walked && (e & PTE_A));
+			pt_write(&t[i], 0, walked);
 			/* It may still have queued writes into it. */
 			pt_defer_free(p, e & PTE_ADDR);
 		} else {
 			/* Not reused before the flush: no allocation here. */
 			page_put(e & PTE_ADDR);
-			pt_set(&t[i], 0);
+			pt_write(&t[i], 0, walked);
 		}
 	}
 }
@@ -494,7 +523,7 @@ static void free_table(struct proc *p, u64 *t, int level, int first,
 /* Drop the whole user part of p's address space (exec, exit). */
 void vm_free_user(struct proc *p)
 {
-	free_table(p, phys_to_virt(p->pml4), 3, 1, 255);
+	free_table(p, phys_to_virt(p->pml4), 3, 1, 255, true);
 	pt_flush();
 	if (p == cur)
 		write_cr3(p->pml4);
@@ -510,13 +539,13 @@ static u64 user_page(u64 addr, bool write)
 
 	if (addr < USER_BASE || addr >= USER_END)
 		return 0;
-	pte = walk(cur->pml4, addr, false);
+	pte = walk(cur->pml4, addr, false, NULL);
 	if (!pte || !(*pte & PTE_P) || (write && !(*pte & PTE_W))) {
 		u64 err = 4 | (write ? 2 : 0) | (pte && (*pte & PTE_P) ? 1 : 0);
 
 		if (vm_fault(cur, addr, err))
 			return 0;
-		pte = walk(cur->pml4, addr, false);
+		pte = walk(cur->pml4, addr, false, NULL);
 	}
 	return (*pte & PTE_ADDR) | (addr & ~PAGE_MASK);
 }

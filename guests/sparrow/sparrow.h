@@ -38,6 +38,7 @@ typedef int64_t s64;
 #define PTE_U		BIT_ULL(2)
 #define PTE_PWT		BIT_ULL(3)
 #define PTE_PCD		BIT_ULL(4)
+#define PTE_A		BIT_ULL(5)
 #define PTE_PS		BIT_ULL(7)
 #define PTE_COW		BIT_ULL(9)	/* software: copy on write */
 #define PTE_NX		BIT_ULL(63)

@@ -38,7 +38,7 @@ SHORT = {'native': 'native', 'trapvm': 'trapvm', 'nested': 'nested-QEMU'}
 # sparrow's operations, in its order (guest-os.rst); others are appended.
 KNOWN_OPS = ['null_syscall', 'ctxsw_2proc', 'ctxsw_16proc', 'page_fault',
              'fork_exit_wait', 'fork_exec_wait', 'fork_exit_wait_4m',
-             'map_touch_64m',
+             'fork_touch_4m', 'map_touch_64m',
              'cpu_loop_1m']
 
 BENCH_RE = re.compile(r'(?:^|\s)bench (\w+) iters=(\d+) ns_per_op=(\d+(?:\.\d+)?)'
