@@ -20,7 +20,6 @@
 
 #include "trapvm_test.h"
 
-extern const unsigned char guest_fn_returned[];
 extern const char __executable_start[];
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -305,17 +304,13 @@ void tvm_free(struct tvm *vm)
 /* fn(arg) at virtual CPL0, IF=0, on the kernel stack; returning = DONE. */
 void tvm_enter(struct tvm *vm, void *fn, uint64_t arg)
 {
-	struct trapvm_regs regs = {
-		.rip = (uint64_t)fn,
-		.rsp = TVM_STACK_TOP - 8,
-		.rdi = arg,
-		.rflags = 0x2,
-	};
+	struct tvm_vcpu v0;
+	int err;
 
-	*(uint64_t *)tvm_gpa(vm, TVM_STACK_TOP - 8) =
-		(uint64_t)guest_fn_returned;
-	if (ioctl(vm->vcpu, TRAPVM_SET_REGS, &regs))
-		tvm_fatal("SET_REGS: %s", strerror(errno));
+	tvm_vcpu0(vm, &v0, 0);
+	err = tvm_vcpu_enter(&v0, fn, arg, TVM_STACK_TOP);
+	if (err)
+		tvm_fatal("SET_REGS: %s", strerror(-err));
 }
 
 int tvm_run(struct tvm *vm)

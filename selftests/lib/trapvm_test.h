@@ -21,6 +21,11 @@
  *   0x120000-0x140000 kernel stack      0x140000-0x160000 TSS.RSP0 stack
  *   0x160000-0x17c000 IST1..7 stacks     0x1c0000-0x1f0000 user stack
  *   0x200000- the executable's image, then free pages (tvm_alloc()).
+ *
+ * More vCPUs (vcpus.c): tvm_vcpu_add() creates one with vCPU 0's
+ * registers, tvm_vcpu_enter() starts a guest function on a stack of the
+ * test's choosing, tvm_vcpu_run() runs until the guest OUTs a 32-bit code
+ * to the vCPU's port, tvm_vcpus_run() does that on a thread per vCPU.
  */
 #ifndef SELFTESTS_TRAPVM_TEST_H
 #define SELFTESTS_TRAPVM_TEST_H
@@ -156,6 +161,12 @@ void guest_wrmsr(uint32_t msr, uint64_t val);
 void guest_x2apic_enable(void);
 uint64_t guest_rdtsc(void);
 
+/* Report @code to tvm_vcpu_run() on @port (see "vCPUs" below). */
+static inline void guest_report(uint16_t port, uint32_t code)
+{
+	asm volatile("outl %0, %w1" : : "a"(code), "Nd"(port) : "memory");
+}
+
 #define GUEST_SYNC(x) \
 	guest_ucall(UCALL_SYNC, __FILE__, __LINE__, NULL, (x), 0, 0, 0)
 #define GUEST_DONE() \
@@ -256,6 +267,45 @@ uint64_t tvm_now_ns(void);
 long long tvm_host_log_mark(void);
 bool tvm_host_clean_since(long long mark, char *why, size_t len);
 bool tvm_host_clean(char *why, size_t len);
+
+/*
+ * ---- vCPUs: several per VM, each on a thread of its own ----
+ *
+ * A struct tvm_vcpu is vCPU 0 (tvm_vcpu0(), owned by the struct tvm) or
+ * one more (tvm_vcpu_add(), id = its APIC ID; tvm_vcpu_close() before
+ * tvm_free()).  Guest code on it reports with "outl %eax, %dx" to @port;
+ * tvm_vcpu_run() returns 0 with that value in ->code, or a negative errno
+ * with ->why saying what else happened.  RUN interrupted by a signal is
+ * restarted unless ->stop_on_eintr.  Guest functions get @arg in %rdi
+ * and a stack below @stack_top; vCPUs that run at the same time need
+ * stacks of their own (e.g. parts of the kernel stack below
+ * TVM_STACK_TOP), and they share the IDT's RSP0 and IST stacks.
+ */
+struct tvm_vcpu {
+	struct tvm *vm;
+	int id, fd;
+	struct trapvm_run *run;
+	long run_size;		/* 0: vCPU 0 */
+	uint16_t port;
+	bool stop_on_eintr;	/* set before the vCPU's thread starts */
+	/* what the last tvm_vcpu_run() (or its thread) gave */
+	int ret;
+	uint64_t code;
+	char why[256];
+};
+
+void tvm_vcpu0(struct tvm *vm, struct tvm_vcpu *v, uint16_t port);
+int tvm_vcpu_add(struct tvm *vm, int id, struct tvm_vcpu *v, uint16_t port);
+void tvm_vcpu_close(struct tvm_vcpu *v);
+int tvm_vcpu_enter(struct tvm_vcpu *v, void *fn, uint64_t arg,
+		   uint64_t stack_top);
+int tvm_vcpu_run(struct tvm_vcpu *v);
+/* pthread body: ->ret = tvm_vcpu_run(arg) */
+void *tvm_vcpu_thread(void *arg);
+/* v[0..n-1] each on a thread, all joined: 0, or pthread_create's error */
+int tvm_vcpus_run(struct tvm_vcpu *v, int n);
+/* One counter (TRAPVM_STAT_*) of TRAPVM_GET_STATS; ~0 on error. */
+uint64_t tvm_vcpu_stat(struct tvm_vcpu *v, unsigned int counter);
 
 #define tvm_sync_to_guest(vm, g) \
 	memcpy(tvm_gva(vm, (uint64_t)&(g)), (const void *)&(g), sizeof(g))

@@ -17,13 +17,10 @@
  *   tools/testhost/run -- selftests/trapvm/ipi_test
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 
 #include <linux/trapvm.h>
 #include <linux/trapvm_stats.h>
@@ -83,17 +80,10 @@ static struct ipi_shared sh;
 
 /* ---- guest side ---- */
 
-static void ipi_exit(uint64_t code)
-{
-	asm volatile("outl %%eax, %%dx"
-		     : : "a"((uint32_t)code), "d"((uint16_t)IPI_PORT)
-		     : "memory");
-}
-
 static void __attribute__((noreturn)) ipi_done(void)
 {
 	for (;;)
-		ipi_exit(CODE_DONE);
+		guest_report(IPI_PORT, CODE_DONE);
 }
 
 #define CHECK(id, c, v) do {						\
@@ -101,7 +91,7 @@ static void __attribute__((noreturn)) ipi_done(void)
 		sh.fail_line[id] = __LINE__;				\
 		sh.fail_val[id] = (uint64_t)(v);			\
 		for (;;)						\
-			ipi_exit(CODE_FAIL);				\
+			guest_report(IPI_PORT, CODE_FAIL);		\
 	}								\
 } while (0)
 
@@ -399,107 +389,9 @@ static void guest_bad_ipis(uint64_t id)
 
 /* ---- test side ---- */
 
-struct vcpu {
-	int fd;
-	struct trapvm_run *run;
-	long run_size;
-	int ret;
-	uint64_t code;
-	char why[256];
-};
-
-static int vcpu_add(struct tvm *vm, int id, struct vcpu *v)
-{
-	struct trapvm_sregs sr;
-
-	v->fd = ioctl(vm->vm, TRAPVM_CREATE_VCPU, id);
-	if (v->fd < 0)
-		return -errno;
-	v->run_size = vm->run_size;
-	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      v->fd, 0);
-	if (v->run == MAP_FAILED)
-		return -errno;
-	/* vCPU 0's segments and paging; its own APIC (not the BSP) */
-	if (ioctl(vm->vcpu, TRAPVM_GET_SREGS, &sr))
-		return -errno;
-	sr.apic_base &= ~(1ULL << 8);
-	if (ioctl(v->fd, TRAPVM_SET_SREGS, &sr))
-		return -errno;
-	return 0;
-}
-
-static void vcpu_close(struct vcpu *v)
-{
-	if (v->run_size) {
-		munmap(v->run, v->run_size);
-		close(v->fd);
-		v->run_size = 0;
-	}
-}
-
-static int vcpu_enter(struct vcpu *v, void *fn, uint64_t arg)
-{
-	struct trapvm_regs regs = {
-		.rip = (uint64_t)fn,
-		/* 32 KiB of the kernel stack each */
-		.rsp = TVM_STACK_TOP - arg * 0x8000 - 8,
-		.rdi = arg,
-		.rflags = 0x2,
-	};
-
-	return ioctl(v->fd, TRAPVM_SET_REGS, &regs) ? -errno : 0;
-}
-
-static int vcpu_run(struct vcpu *v)
-{
-	struct trapvm_run *run = v->run;
-	uint32_t code;
-
-	for (;;) {
-		if (ioctl(v->fd, TRAPVM_RUN, 0)) {
-			if (errno == EINTR)
-				continue;
-			snprintf(v->why, sizeof(v->why), "RUN: %s",
-				 strerror(errno));
-			return -errno;
-		}
-		if (run->exit_reason == TRAPVM_EXIT_IO &&
-		    run->io.port == IPI_PORT && run->io.size == 4) {
-			memcpy(&code, (char *)run + run->io.data_offset, 4);
-			v->code = code;
-			return 0;
-		}
-		snprintf(v->why, sizeof(v->why),
-			 "unexpected exit %u (io port %#x, mmio %#llx)",
-			 run->exit_reason,
-			 run->exit_reason == TRAPVM_EXIT_IO ? run->io.port : 0,
-			 run->exit_reason == TRAPVM_EXIT_MMIO ?
-			 (unsigned long long)run->mmio.phys_addr : 0ULL);
-		return -EIO;
-	}
-}
-
-static void *vcpu_thread(void *arg)
-{
-	struct vcpu *v = arg;
-
-	v->ret = vcpu_run(v);
-	return NULL;
-}
-
-static uint64_t vcpu_stat(struct vcpu *v, unsigned int i)
-{
-	static struct trapvm_vcpu_stats st;
-
-	if (ioctl(v->fd, TRAPVM_GET_STATS, &st))
-		return ~0ULL;
-	return st.count[i];
-}
-
 FIXTURE(ipi) {
 	struct tvm *vm;
-	struct vcpu v[MAXV];
+	struct tvm_vcpu v[MAXV];
 	int n;
 	long long log_mark;
 };
@@ -528,11 +420,9 @@ FIXTURE_SETUP(ipi)
 	/* the xAPIC page, uncached, outside RAM */
 	tvm_map(self->vm, XAPIC_BASE, XAPIC_BASE,
 		PTE_P | PTE_W | (1ULL << 4));
-	self->v[0].fd = self->vm->vcpu;
-	self->v[0].run = self->vm->run;
-	self->v[0].run_size = 0;
+	tvm_vcpu0(self->vm, &self->v[0], IPI_PORT);
 	for (i = 1; i < self->n; i++)
-		ASSERT_EQ(0, vcpu_add(self->vm, i, &self->v[i]));
+		ASSERT_EQ(0, tvm_vcpu_add(self->vm, i, &self->v[i], IPI_PORT));
 }
 
 FIXTURE_TEARDOWN(ipi)
@@ -541,7 +431,7 @@ FIXTURE_TEARDOWN(ipi)
 	int i;
 
 	for (i = 1; i < self->n; i++)
-		vcpu_close(&self->v[i]);
+		tvm_vcpu_close(&self->v[i]);
 	tvm_free(self->vm);
 	EXPECT_TRUE(tvm_host_clean_since(self->log_mark, why, sizeof(why)))
 		TH_LOG("%s", why);
@@ -557,17 +447,14 @@ static void run_all(struct __test_metadata *_metadata, FIXTURE_DATA(ipi) *self,
 		    void *fn, int n)
 {
 	struct ipi_shared *g = guest_sh(self->vm);
-	pthread_t t[MAXV];
 	int i;
 
 	g->nvcpu = n;
+	/* 32 KiB of the kernel stack each */
 	for (i = 0; i < n; i++)
-		ASSERT_EQ(0, vcpu_enter(&self->v[i], fn, i));
-	for (i = 0; i < n; i++)
-		ASSERT_EQ(0, pthread_create(&t[i], NULL, vcpu_thread,
-					    &self->v[i]));
-	for (i = 0; i < n; i++)
-		pthread_join(t[i], NULL);
+		ASSERT_EQ(0, tvm_vcpu_enter(&self->v[i], fn, i,
+					    TVM_STACK_TOP - i * 0x8000));
+	ASSERT_EQ(0, tvm_vcpus_run(self->v, n));
 	for (i = 0; i < n; i++) {
 		EXPECT_EQ(0, self->v[i].ret)
 			TH_LOG("vCPU %d: %s", i, self->v[i].why);
@@ -590,9 +477,9 @@ static void check_xapic_regs(struct __test_metadata *_metadata,
 		EXPECT_EQ(0x10, g->ver_reg[i] & 0xf0);
 		/* CMCI, timer, thermal, perf, LINT0, LINT1, error */
 		EXPECT_EQ(6, (g->ver_reg[i] >> 16) & 0xff);
-		EXPECT_GT(vcpu_stat(&self->v[i], TRAPVM_STAT_APIC_MMIO), 0);
-		EXPECT_EQ(0, vcpu_stat(&self->v[i],
-				       TRAPVM_STAT_EXIT_USER_MMIO));
+		EXPECT_GT(tvm_vcpu_stat(&self->v[i], TRAPVM_STAT_APIC_MMIO), 0);
+		EXPECT_EQ(0, tvm_vcpu_stat(&self->v[i],
+					   TRAPVM_STAT_EXIT_USER_MMIO));
 	}
 }
 
@@ -605,10 +492,10 @@ TEST_F_TIMEOUT(ipi, pingpong, 300)
 	EXPECT_EQ(N_PINGPONG, g->recv[1]);
 	EXPECT_EQ(0, g->recv[0]);
 	EXPECT_EQ(N_PINGPONG,
-		  vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_SENT));
+		  tvm_vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_SENT));
 	EXPECT_EQ(N_PINGPONG,
-		  vcpu_stat(&self->v[1], TRAPVM_STAT_APIC_IPIS_RECEIVED));
-	EXPECT_EQ(0, vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_DROPPED));
+		  tvm_vcpu_stat(&self->v[1], TRAPVM_STAT_APIC_IPIS_RECEIVED));
+	EXPECT_EQ(0, tvm_vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_DROPPED));
 	if (variant->xapic)
 		check_xapic_regs(_metadata, self, 2);
 }
@@ -624,12 +511,12 @@ TEST_F_TIMEOUT(ipi, shorthands, 300)
 		/* N others, all, broadcast */
 		EXPECT_EQ(N_BCAST + 2, g->recv[k]) TH_LOG("vCPU %d", k);
 		EXPECT_EQ(N_BCAST + 2,
-			  vcpu_stat(&self->v[k],
-				    TRAPVM_STAT_APIC_IPIS_RECEIVED));
+			  tvm_vcpu_stat(&self->v[k],
+					TRAPVM_STAT_APIC_IPIS_RECEIVED));
 	}
 	/* one message per destination reached */
 	EXPECT_EQ((N_BCAST + 2) * (self->n - 1) + 3,
-		  vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_SENT));
+		  tvm_vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_SENT));
 	if (variant->xapic)
 		check_xapic_regs(_metadata, self, self->n);
 }
@@ -640,7 +527,7 @@ TEST_F_TIMEOUT(ipi, halted_target, 300)
 
 	run_all(_metadata, self, guest_halted, 2);
 	EXPECT_EQ(1, g->recv[1]);
-	EXPECT_GE(vcpu_stat(&self->v[1], TRAPVM_STAT_HALTS), 1);
+	EXPECT_GE(tvm_vcpu_stat(&self->v[1], TRAPVM_STAT_HALTS), 1);
 }
 
 TEST_F_TIMEOUT(ipi, nmi, 300)
@@ -650,7 +537,8 @@ TEST_F_TIMEOUT(ipi, nmi, 300)
 	run_all(_metadata, self, guest_nmi, 2);
 	EXPECT_EQ(2, g->nmis[1]);
 	EXPECT_EQ(0, g->nmis[0]);
-	EXPECT_EQ(2, vcpu_stat(&self->v[1], TRAPVM_STAT_APIC_NMIS_RECEIVED));
+	EXPECT_EQ(2, tvm_vcpu_stat(&self->v[1],
+				   TRAPVM_STAT_APIC_NMIS_RECEIVED));
 }
 
 TEST_F_TIMEOUT(ipi, nmi_blocked_until_iret, 300)
@@ -669,7 +557,7 @@ TEST_F_TIMEOUT(ipi, running_target, 300)
 	run_all(_metadata, self, guest_running, 2);
 	EXPECT_EQ(N_BCAST, g->recv[1]);
 	EXPECT_EQ(N_BCAST,
-		  vcpu_stat(&self->v[1], TRAPVM_STAT_APIC_IPIS_RECEIVED));
+		  tvm_vcpu_stat(&self->v[1], TRAPVM_STAT_APIC_IPIS_RECEIVED));
 }
 
 TEST_F_TIMEOUT(ipi, bad_ipis, 300)
@@ -681,8 +569,8 @@ TEST_F_TIMEOUT(ipi, bad_ipis, 300)
 	EXPECT_EQ(ESR_SEND_ILLEGAL, g->esr[0]);
 	EXPECT_EQ(0, g->odd_reads[0]);
 	EXPECT_EQ(1, g->recv[1]);
-	EXPECT_EQ(1, vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_DROPPED));
-	EXPECT_EQ(1, vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_SENT));
+	EXPECT_EQ(1, tvm_vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_DROPPED));
+	EXPECT_EQ(1, tvm_vcpu_stat(&self->v[0], TRAPVM_STAT_APIC_IPIS_SENT));
 }
 
 TEST_HARNESS_MAIN

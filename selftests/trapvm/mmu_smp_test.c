@@ -55,8 +55,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 
 #include <linux/trapvm.h>
 #include <linux/trapvm_stats.h>
@@ -108,17 +106,10 @@ static inline uint64_t stamp(uint64_t page, uint64_t word)
 
 /* ---- guest side ---- */
 
-static void smp_exit(uint64_t code)
-{
-	asm volatile("outl %%eax, %%dx"
-		     : : "a"((uint32_t)code), "d"((uint16_t)SMP_PORT)
-		     : "memory");
-}
-
 static void __attribute__((noreturn)) smp_done(void)
 {
 	for (;;)
-		smp_exit(CODE_DONE);
+		guest_report(SMP_PORT, CODE_DONE);
 }
 
 static inline uint64_t rd(uint64_t va)
@@ -219,14 +210,14 @@ static void guest_churn(uint64_t id)
 static void guest_seq_reader(uint64_t unused)
 {
 	sh.seq[0] = rd(WIN_VA + SLOT_X * 4096);
-	smp_exit(CODE_STEP);
+	guest_report(SMP_PORT, CODE_STEP);
 	sh.seq[1] = rd(WIN_VA + SLOT_X * 4096);
 	smp_done();
 }
 
 static void guest_seq_writer(uint64_t page)
 {
-	smp_exit(CODE_STEP);
+	guest_report(SMP_PORT, CODE_STEP);
 	*pte_of(SLOT_X) = pte_for(page, false);
 	smp_done();
 }
@@ -310,7 +301,7 @@ static void guest_touch(uint64_t id)
 		for (s = 0; s < NCHURN; s++)
 			if (win_page[s] >= 0)
 				check_read(id, s, s, s * 8);
-		smp_exit(CODE_STEP);
+		guest_report(SMP_PORT, CODE_STEP);
 	}
 }
 
@@ -408,109 +399,6 @@ static void guest_atomic(uint64_t id)
 
 /* ---- test side ---- */
 
-struct vcpu {
-	int fd;
-	struct trapvm_run *run;
-	long run_size;
-	/* thread results */
-	int ret;
-	uint64_t code;
-	char why[256];
-};
-
-static void vcpu0_of(struct tvm *vm, struct vcpu *v)
-{
-	v->fd = vm->vcpu;
-	v->run = vm->run;
-	v->run_size = 0;
-}
-
-/* A second vCPU with vCPU 0's segments, paging and control registers. */
-static int vcpu_add(struct tvm *vm, int id, struct vcpu *v)
-{
-	struct trapvm_sregs sr;
-
-	v->fd = ioctl(vm->vm, TRAPVM_CREATE_VCPU, id);
-	if (v->fd < 0)
-		return -errno;
-	v->run_size = vm->run_size;
-	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      v->fd, 0);
-	if (v->run == MAP_FAILED)
-		return -errno;
-	if (ioctl(vm->vcpu, TRAPVM_GET_SREGS, &sr) ||
-	    ioctl(v->fd, TRAPVM_SET_SREGS, &sr))
-		return -errno;
-	return 0;
-}
-
-static void vcpu_close(struct vcpu *v)
-{
-	if (v->run_size) {
-		munmap(v->run, v->run_size);
-		close(v->fd);
-		v->run_size = 0;
-	}
-}
-
-static int vcpu_enter(struct vcpu *v, void *fn, uint64_t arg, uint64_t top)
-{
-	struct trapvm_regs regs = {
-		.rip = (uint64_t)fn,
-		.rsp = top - 8,
-		.rdi = arg,
-		.rflags = 0x2,
-	};
-
-	return ioctl(v->fd, TRAPVM_SET_REGS, &regs) ? -errno : 0;
-}
-
-static volatile sig_atomic_t stop_on_intr;
-
-/* RUN until the guest OUTs to SMP_PORT: 0 and the code, or an error. */
-static int vcpu_run(struct vcpu *v)
-{
-	struct trapvm_run *run = v->run;
-	uint32_t code;
-
-	for (;;) {
-		if (ioctl(v->fd, TRAPVM_RUN, 0)) {
-			if (errno == EINTR && !stop_on_intr)
-				continue;
-			snprintf(v->why, sizeof(v->why), "RUN: %s",
-				 strerror(errno));
-			return -errno;
-		}
-		if (run->exit_reason == TRAPVM_EXIT_IO &&
-		    run->io.port == SMP_PORT && run->io.size == 4) {
-			memcpy(&code, (char *)run + run->io.data_offset, 4);
-			v->code = code;
-			return 0;
-		}
-		snprintf(v->why, sizeof(v->why),
-			 "unexpected exit %u (io port %#x)", run->exit_reason,
-			 run->exit_reason == TRAPVM_EXIT_IO ? run->io.port : 0);
-		return -EIO;
-	}
-}
-
-static void *vcpu_thread(void *arg)
-{
-	struct vcpu *v = arg;
-
-	v->ret = vcpu_run(v);
-	return NULL;
-}
-
-static uint64_t vcpu_stat(struct vcpu *v, unsigned int i)
-{
-	static struct trapvm_vcpu_stats st;
-
-	if (ioctl(v->fd, TRAPVM_GET_STATS, &st))
-		return ~0ULL;
-	return st.count[i];
-}
-
 static uint64_t env_u64(const char *name, uint64_t def)
 {
 	const char *val = getenv(name);
@@ -586,7 +474,7 @@ static void print_bad(struct smp_shared *g, int id)
 
 FIXTURE(smp) {
 	struct tvm *vm;
-	struct vcpu v[2];
+	struct tvm_vcpu v[2];
 	long long log_mark;
 };
 
@@ -594,34 +482,30 @@ FIXTURE_SETUP(smp)
 {
 	self->log_mark = mmu_host_log_mark();
 	self->vm = smp_vm();
-	vcpu0_of(self->vm, &self->v[0]);
-	ASSERT_EQ(0, vcpu_add(self->vm, 1, &self->v[1]));
+	tvm_vcpu0(self->vm, &self->v[0], SMP_PORT);
+	ASSERT_EQ(0, tvm_vcpu_add(self->vm, 1, &self->v[1], SMP_PORT));
 }
 
 FIXTURE_TEARDOWN(smp)
 {
 	char why[2048];
 
-	vcpu_close(&self->v[1]);
+	tvm_vcpu_close(&self->v[1]);
 	tvm_free(self->vm);
 	EXPECT_TRUE(mmu_host_clean_since(self->log_mark, why, sizeof(why)))
 		TH_LOG("%s", why);
 }
 
 /* Run both vCPUs from @fn0/@fn1 on two threads until both exit @want. */
-static void run_pair(struct __test_metadata *_metadata, struct vcpu *v,
+static void run_pair(struct __test_metadata *_metadata, struct tvm_vcpu *v,
 		     void *fn0, void *fn1, uint64_t arg0, uint64_t arg1,
 		     uint64_t want)
 {
-	pthread_t t[2];
 	int i;
 
-	ASSERT_EQ(0, vcpu_enter(&v[0], fn0, arg0, TVM_STACK_TOP));
-	ASSERT_EQ(0, vcpu_enter(&v[1], fn1, arg1, STACK1_TOP));
-	for (i = 0; i < 2; i++)
-		ASSERT_EQ(0, pthread_create(&t[i], NULL, vcpu_thread, &v[i]));
-	for (i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
+	ASSERT_EQ(0, tvm_vcpu_enter(&v[0], fn0, arg0, TVM_STACK_TOP));
+	ASSERT_EQ(0, tvm_vcpu_enter(&v[1], fn1, arg1, STACK1_TOP));
+	ASSERT_EQ(0, tvm_vcpus_run(v, 2));
 	for (i = 0; i < 2; i++) {
 		EXPECT_EQ(0, v[i].ret) TH_LOG("vCPU %d: %s", i, v[i].why);
 		EXPECT_EQ(want, v[i].code);
@@ -641,14 +525,14 @@ TEST_F_TIMEOUT(smp, concurrent_churn, 300)
 	       (unsigned long long)g->accesses[0],
 	       (unsigned long long)g->accesses[1],
 	       (unsigned long long)t0 / 1000000,
-	       (unsigned long long)vcpu_stat(&self->v[0],
-					     TRAPVM_STAT_MMU_PT_WRITES),
-	       (unsigned long long)vcpu_stat(&self->v[0],
-					     TRAPVM_STAT_MMU_REMOTE_FLUSH),
-	       (unsigned long long)vcpu_stat(&self->v[1],
-					     TRAPVM_STAT_MMU_PT_WRITES),
-	       (unsigned long long)vcpu_stat(&self->v[1],
-					     TRAPVM_STAT_MMU_REMOTE_FLUSH));
+	       (unsigned long long)tvm_vcpu_stat(&self->v[0],
+						 TRAPVM_STAT_MMU_PT_WRITES),
+	       (unsigned long long)tvm_vcpu_stat(&self->v[0],
+						 TRAPVM_STAT_MMU_REMOTE_FLUSH),
+	       (unsigned long long)tvm_vcpu_stat(&self->v[1],
+						 TRAPVM_STAT_MMU_PT_WRITES),
+	       (unsigned long long)tvm_vcpu_stat(&self->v[1],
+						 TRAPVM_STAT_MMU_REMOTE_FLUSH));
 	for (i = 0; i < 2; i++) {
 		print_bad(g, i);
 		EXPECT_EQ(0, g->nbad[i]);
@@ -660,7 +544,7 @@ TEST_F_TIMEOUT(smp, concurrent_churn, 300)
 TEST_F_TIMEOUT(smp, coherent_no_invlpg, 300)
 {
 	struct smp_shared *g = guest_sh(self->vm);
-	struct vcpu *v = self->v;
+	struct tvm_vcpu *v = self->v;
 	int i;
 
 	/*
@@ -668,19 +552,20 @@ TEST_F_TIMEOUT(smp, coherent_no_invlpg, 300)
 	 * shadow), then vCPU 0 reads X (page 16) and exits, still in guest
 	 * code.
 	 */
-	ASSERT_EQ(0, vcpu_enter(&v[1], guest_seq_writer, 40, STACK1_TOP));
-	ASSERT_EQ(0, vcpu_run(&v[1])) TH_LOG("%s", v[1].why);
+	ASSERT_EQ(0, tvm_vcpu_enter(&v[1], guest_seq_writer, 40, STACK1_TOP));
+	ASSERT_EQ(0, tvm_vcpu_run(&v[1])) TH_LOG("%s", v[1].why);
 	ASSERT_EQ(CODE_STEP, v[1].code);
-	ASSERT_EQ(0, vcpu_enter(&v[0], guest_seq_reader, 0, TVM_STACK_TOP));
-	ASSERT_EQ(0, vcpu_run(&v[0])) TH_LOG("%s", v[0].why);
+	ASSERT_EQ(0, tvm_vcpu_enter(&v[0], guest_seq_reader, 0,
+				    TVM_STACK_TOP));
+	ASSERT_EQ(0, tvm_vcpu_run(&v[0])) TH_LOG("%s", v[0].why);
 	ASSERT_EQ(CODE_STEP, v[0].code);
 	EXPECT_EQ(stamp(round_page(0), 0), g->seq[0]);
 	/* vCPU 1 points X at page 40: an emulated write, the PT is shadowed. */
-	ASSERT_EQ(0, vcpu_run(&v[1])) TH_LOG("%s", v[1].why);
+	ASSERT_EQ(0, tvm_vcpu_run(&v[1])) TH_LOG("%s", v[1].why);
 	ASSERT_EQ(CODE_DONE, v[1].code);
-	EXPECT_LE(1, vcpu_stat(&v[1], TRAPVM_STAT_MMU_PT_WRITES));
+	EXPECT_LE(1, tvm_vcpu_stat(&v[1], TRAPVM_STAT_MMU_PT_WRITES));
 	/* vCPU 0 resumes and reads X again, with no INVLPG: page 40. */
-	ASSERT_EQ(0, vcpu_run(&v[0])) TH_LOG("%s", v[0].why);
+	ASSERT_EQ(0, tvm_vcpu_run(&v[0])) TH_LOG("%s", v[0].why);
 	ASSERT_EQ(CODE_DONE, v[0].code);
 	EXPECT_EQ(stamp(40, 0), g->seq[1]);
 
@@ -692,10 +577,10 @@ TEST_F_TIMEOUT(smp, coherent_no_invlpg, 300)
 		 CODE_DONE);
 	printf("# %llu rounds; vCPU 1: %llu remote flushes, %llu PT writes\n",
 	       (unsigned long long)g->accesses[0],
-	       (unsigned long long)vcpu_stat(&v[1],
-					     TRAPVM_STAT_MMU_REMOTE_FLUSH),
-	       (unsigned long long)vcpu_stat(&v[1],
-					     TRAPVM_STAT_MMU_PT_WRITES));
+	       (unsigned long long)tvm_vcpu_stat(&v[1],
+						 TRAPVM_STAT_MMU_REMOTE_FLUSH),
+	       (unsigned long long)tvm_vcpu_stat(&v[1],
+						 TRAPVM_STAT_MMU_PT_WRITES));
 	for (i = 0; i < 2; i++) {
 		print_bad(g, i);
 		EXPECT_EQ(0, g->nbad[i]);
@@ -706,7 +591,7 @@ TEST_F_TIMEOUT(smp, coherent_no_invlpg, 300)
 TEST_F_TIMEOUT(smp, root_cache_shared, 300)
 {
 	struct smp_shared *g = guest_sh(self->vm);
-	struct vcpu *v = self->v;
+	struct tvm_vcpu *v = self->v;
 	uint64_t live1, live2, live3, s;
 	uint64_t *pt = tvm_gpa(self->vm, sh.pt);
 	int i;
@@ -714,8 +599,9 @@ TEST_F_TIMEOUT(smp, root_cache_shared, 300)
 	run_pair(_metadata, v, guest_cr3_switch, guest_cr3_switch, 0, 1,
 		 CODE_DONE);
 	for (i = 0; i < 2; i++) {
-		uint64_t hit = vcpu_stat(&v[i], TRAPVM_STAT_MMU_ROOT_HIT);
-		uint64_t miss = vcpu_stat(&v[i], TRAPVM_STAT_MMU_ROOT_MISS);
+		uint64_t hit = tvm_vcpu_stat(&v[i], TRAPVM_STAT_MMU_ROOT_HIT);
+		uint64_t miss = tvm_vcpu_stat(&v[i],
+					      TRAPVM_STAT_MMU_ROOT_MISS);
 
 		printf("# vCPU %d: %llu root cache hits, %llu misses\n", i,
 		       (unsigned long long)hit, (unsigned long long)miss);
@@ -733,19 +619,19 @@ TEST_F_TIMEOUT(smp, root_cache_shared, 300)
 		pt[s] = (sh.pool + (s % NPAGE) * 4096) | PTE_P;
 	}
 	tvm_sync_to_guest(self->vm, win_page);
-	ASSERT_EQ(0, vcpu_enter(&v[0], guest_touch, 0, TVM_STACK_TOP));
-	ASSERT_EQ(0, vcpu_run(&v[0])) TH_LOG("%s", v[0].why);
+	ASSERT_EQ(0, tvm_vcpu_enter(&v[0], guest_touch, 0, TVM_STACK_TOP));
+	ASSERT_EQ(0, tvm_vcpu_run(&v[0])) TH_LOG("%s", v[0].why);
 	ASSERT_EQ(CODE_STEP, v[0].code);
-	live1 = vcpu_stat(&v[0], TRAPVM_STAT_MMU_SHADOW_LIVE);
+	live1 = tvm_vcpu_stat(&v[0], TRAPVM_STAT_MMU_SHADOW_LIVE);
 	/* vCPU 1 on the same CR3 (its new entry point drops the shadow). */
-	ASSERT_EQ(0, vcpu_enter(&v[1], guest_touch, 1, STACK1_TOP));
-	ASSERT_EQ(0, vcpu_run(&v[1])) TH_LOG("%s", v[1].why);
+	ASSERT_EQ(0, tvm_vcpu_enter(&v[1], guest_touch, 1, STACK1_TOP));
+	ASSERT_EQ(0, tvm_vcpu_run(&v[1])) TH_LOG("%s", v[1].why);
 	ASSERT_EQ(CODE_STEP, v[1].code);
-	live2 = vcpu_stat(&v[1], TRAPVM_STAT_MMU_SHADOW_LIVE);
+	live2 = tvm_vcpu_stat(&v[1], TRAPVM_STAT_MMU_SHADOW_LIVE);
 	/* vCPU 0 walks them all again: it finds vCPU 1's shadow pages. */
-	ASSERT_EQ(0, vcpu_run(&v[0])) TH_LOG("%s", v[0].why);
+	ASSERT_EQ(0, tvm_vcpu_run(&v[0])) TH_LOG("%s", v[0].why);
 	ASSERT_EQ(CODE_STEP, v[0].code);
-	live3 = vcpu_stat(&v[0], TRAPVM_STAT_MMU_SHADOW_LIVE);
+	live3 = tvm_vcpu_stat(&v[0], TRAPVM_STAT_MMU_SHADOW_LIVE);
 	printf("# shadow pages of the VM: vCPU 0 alone %llu, then vCPU 1 %llu, both %llu\n",
 	       (unsigned long long)live1, (unsigned long long)live2,
 	       (unsigned long long)live3);
@@ -794,10 +680,10 @@ TEST_F_TIMEOUT(smp, locked_atomic, 600)
 	for (id = 0; id < 2; id++)
 		printf("# vCPU %d: %llu PT writes emulated, %llu locked retries, %llu cmpxchg failures, BTS found set %llu, BTR found clear %llu\n",
 		       id,
-		       (unsigned long long)vcpu_stat(&self->v[id],
-						     TRAPVM_STAT_MMU_PT_WRITES),
-		       (unsigned long long)vcpu_stat(&self->v[id],
-						     TRAPVM_STAT_EMUL_RETRY),
+		       (unsigned long long)
+		       tvm_vcpu_stat(&self->v[id], TRAPVM_STAT_MMU_PT_WRITES),
+		       (unsigned long long)
+		       tvm_vcpu_stat(&self->v[id], TRAPVM_STAT_EMUL_RETRY),
 		       (unsigned long long)g->cas_fails[id],
 		       (unsigned long long)g->bts_bad[id],
 		       (unsigned long long)g->btr_bad[id]);
@@ -814,8 +700,8 @@ TEST_F_TIMEOUT(smp, locked_atomic, 600)
 		EXPECT_EQ(0, g->bts_bad[id]);
 		EXPECT_EQ(0, g->btr_bad[id]);
 		/* the PML4 is live: its writes were emulated, not native */
-		EXPECT_LE(6 * n, vcpu_stat(&self->v[id],
-					   TRAPVM_STAT_MMU_PT_WRITES));
+		EXPECT_LE(6 * n, tvm_vcpu_stat(&self->v[id],
+					       TRAPVM_STAT_MMU_PT_WRITES));
 	}
 }
 
@@ -826,24 +712,25 @@ static void on_sigusr1(int sig)
 TEST_F_TIMEOUT(smp, kill_one_vcpu, 300)
 {
 	struct smp_shared *g = guest_sh(self->vm);
-	struct vcpu *v = self->v;
+	struct tvm_vcpu *v = self->v;
 	struct sigaction sa = { .sa_handler = on_sigusr1 };
 	pthread_t t[2];
 	int i;
 
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
-	ASSERT_EQ(0, vcpu_enter(&v[0], guest_churn, 0, TVM_STACK_TOP));
-	ASSERT_EQ(0, vcpu_enter(&v[1], guest_churn, 1, STACK1_TOP));
-	stop_on_intr = 1;
+	ASSERT_EQ(0, tvm_vcpu_enter(&v[0], guest_churn, 0, TVM_STACK_TOP));
+	ASSERT_EQ(0, tvm_vcpu_enter(&v[1], guest_churn, 1, STACK1_TOP));
+	v[0].stop_on_eintr = true;
+	v[1].stop_on_eintr = true;
 	for (i = 0; i < 2; i++)
-		ASSERT_EQ(0, pthread_create(&t[i], NULL, vcpu_thread, &v[i]));
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, tvm_vcpu_thread,
+					    &v[i]));
 	usleep(300 * 1000);
 	/* vCPU 1 is stopped mid-churn, and its fd and mapping go. */
 	pthread_kill(t[1], SIGUSR1);
 	pthread_join(t[1], NULL);
-	vcpu_close(&v[1]);
+	tvm_vcpu_close(&v[1]);
 	pthread_join(t[0], NULL);
-	stop_on_intr = 0;
 	EXPECT_EQ(0, v[0].ret) TH_LOG("vCPU 0: %s", v[0].why);
 	EXPECT_EQ(CODE_DONE, v[0].code);
 	printf("# vCPU 1 stopped after %llu reads (%s); vCPU 0 did %llu\n",
@@ -902,7 +789,7 @@ TEST_F_TIMEOUT(leak, two_vcpu_vms, 300)
 		before = free_pages_total();
 		for (it = 0; it < (pass ? iters : 2); it++) {
 			struct tvm *vm = smp_vm();
-			struct vcpu v[2];
+			struct tvm_vcpu v[2];
 			uint64_t s, *pt = tvm_gpa(vm, sh.pt);
 
 			for (s = 0; s < NCHURN; s++) {
@@ -910,12 +797,13 @@ TEST_F_TIMEOUT(leak, two_vcpu_vms, 300)
 				pt[s] = (sh.pool + (s % NPAGE) * 4096) | PTE_P;
 			}
 			tvm_sync_to_guest(vm, win_page);
-			vcpu0_of(vm, &v[0]);
-			ASSERT_EQ(0, vcpu_add(vm, 1, &v[1]));
+			tvm_vcpu0(vm, &v[0], SMP_PORT);
+			ASSERT_EQ(0, tvm_vcpu_add(vm, 1, &v[1], SMP_PORT));
 			run_pair(_metadata, v, guest_touch, guest_touch, 0, 1,
 				 CODE_STEP);
-			live = vcpu_stat(&v[1], TRAPVM_STAT_MMU_SHADOW_LIVE);
-			vcpu_close(&v[1]);
+			live = tvm_vcpu_stat(&v[1],
+					     TRAPVM_STAT_MMU_SHADOW_LIVE);
+			tvm_vcpu_close(&v[1]);
 			tvm_free(vm);
 		}
 		after = free_pages_total();
