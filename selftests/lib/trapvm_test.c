@@ -462,6 +462,13 @@ uint64_t tvm_now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+uint64_t tvm_env_u64(const char *name, uint64_t def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoull(v, NULL, 0) : def;
+}
+
 /*
  * The host's kernel log (/dev/kmsg).  Scan the records after sequence
  * number @mark; with @why, stop at the first one that shows a splat or a

@@ -258,6 +258,8 @@ const char *tvm_describe(struct tvm *vm, struct ucall *uc);
 int tvm_set_msr(struct tvm *vm, uint32_t index, uint64_t data);
 uint64_t tvm_tsc_khz(struct tvm *vm);
 uint64_t tvm_now_ns(void);
+/* The environment variable @name as a number (strtoull base 0), or @def if unset or empty. */
+uint64_t tvm_env_u64(const char *name, uint64_t def);
 /*
  * The host's kernel log: no splat and no trapvm vCPU diagnostic since
  * @mark (a sequence number from tvm_host_log_mark()), or, for

@@ -302,13 +302,6 @@ FIXTURE_TEARDOWN(churn)
 {
 }
 
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtoull(v, NULL, 0) : def;
-}
-
 TEST_F_TIMEOUT(churn, random, 300)
 {
 	static struct trapvm_vcpu_stats st;
@@ -319,8 +312,8 @@ TEST_F_TIMEOUT(churn, random, 300)
 	uint64_t *pd;
 
 	log_mark = mmu_host_log_mark();
-	ch.ops = env_u64("MMU_CHURN_OPS", 100000);
-	ch.seed = env_u64("MMU_CHURN_SEED", 0x2545f4914f6cdd1dULL);
+	ch.ops = tvm_env_u64("MMU_CHURN_OPS", 100000);
+	ch.seed = tvm_env_u64("MMU_CHURN_SEED", 0x2545f4914f6cdd1dULL);
 	vm->next_free = (vm->next_free + 0x1fffff) & ~0x1fffffULL;
 	ch.pool = tvm_alloc(vm, NPAGE);
 	for (p = 0; p < NPAGE; p++)

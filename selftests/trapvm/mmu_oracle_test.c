@@ -676,8 +676,7 @@ static int run_cases(struct __test_metadata *_metadata, struct gen *g,
 	oc.cases = TABLE_VA;
 	oc.results = TABLE_VA + g->n * sizeof(struct oc_case);
 	oc.n = g->n;
-	oc.chunk = getenv("MMU_ORACLE_CHUNK") ?
-		   strtoull(getenv("MMU_ORACLE_CHUNK"), NULL, 0) : 8192;
+	oc.chunk = tvm_env_u64("MMU_ORACLE_CHUNK", 8192);
 	tvm_sync_to_guest(vm, oc);
 	mmu_kernel_only(vm);
 

@@ -119,12 +119,11 @@ TEST_F_TIMEOUT(roots, round_robin_64, 180)
 	static struct trapvm_vcpu_stats b, a;
 	struct tvm *vm = tvm_create(32 * TVM_MiB);
 	uint64_t i, w, t0, pt[NSPACE], pml4_base = TVM_PT_GPA;
-	const char *env = getenv("MMU_ROOTS_ROUNDS");
 	struct ucall uc;
 	char why[2048];
 
 	log_mark = mmu_host_log_mark();
-	rt.rounds = env && *env ? strtoull(env, NULL, 0) : 200;
+	rt.rounds = tvm_env_u64("MMU_ROOTS_ROUNDS", 200);
 	rt.seed = 0x9e3779b97f4a7c15ULL;
 	rt.pool = tvm_alloc(vm, NPAGE);
 	for (i = 0; i < NPAGE; i++)

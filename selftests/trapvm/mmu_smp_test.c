@@ -399,13 +399,6 @@ static void guest_atomic(uint64_t id)
 
 /* ---- test side ---- */
 
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *val = getenv(name);
-
-	return val && *val ? strtoull(val, NULL, 0) : def;
-}
-
 /* The VM: a stamped pool, a window of NSLOT slots in one page table. */
 static struct tvm *smp_vm(void)
 {
@@ -413,7 +406,7 @@ static struct tvm *smp_vm(void)
 	uint64_t p, w, i;
 
 	memset(&sh, 0, sizeof(sh));
-	sh.ops = env_u64("MMU_SMP_OPS", 50000);
+	sh.ops = tvm_env_u64("MMU_SMP_OPS", 50000);
 	sh.rounds = ROUNDS;
 	sh.pool = tvm_alloc(vm, NPAGE);
 	for (p = 0; p < NPAGE; p++)
@@ -649,7 +642,7 @@ TEST_F_TIMEOUT(smp, locked_atomic, 600)
 {
 	struct smp_shared *g = guest_sh(self->vm);
 	uint64_t *pml4 = tvm_gpa(self->vm, TVM_PT_GPA);
-	uint64_t n = env_u64("MMU_SMP_ATOMIC_OPS", 20000);
+	uint64_t n = tvm_env_u64("MMU_SMP_ATOMIC_OPS", 20000);
 	uint64_t bits = 0, want, i, t0;
 	int id;
 

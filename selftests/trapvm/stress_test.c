@@ -35,13 +35,6 @@
 #include "kselftest_harness.h"
 #include "trapvm_test.h"
 
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtoull(v, NULL, 0) : def;
-}
-
 /* ---- 1,000,000 exits ---- */
 
 static void guest_many_exits(uint64_t n)
@@ -76,7 +69,7 @@ FIXTURE_TEARDOWN(stress)
 
 TEST_F_TIMEOUT(stress, many_exits, 600)
 {
-	uint64_t n = env_u64("STRESS_EXITS", 200000);
+	uint64_t n = tvm_env_u64("STRESS_EXITS", 200000);
 	static struct trapvm_vcpu_stats before, after;
 	struct tvm *vm = tvm_create(0);
 	uint64_t t0, t1, t2, i = 0;
@@ -308,8 +301,8 @@ static void guest_alive(uint64_t x)
 
 TEST_F_TIMEOUT(stress, random_bytes, 600)
 {
-	uint64_t iters = env_u64("STRESS_RANDOM_ITERS", 100000);
-	uint64_t seed = env_u64("STRESS_SEED", 0);
+	uint64_t iters = tvm_env_u64("STRESS_RANDOM_ITERS", 100000);
+	uint64_t seed = tvm_env_u64("STRESS_SEED", 0);
 	uint64_t counts[R_NR] = { 0 }, vectors[256] = { 0 };
 	struct itimerval it = { { 0, 20000 }, { 0, 20000 } };
 	struct sigaction sa = { .sa_handler = on_alarm };
