@@ -740,12 +740,86 @@ static bool pat_valid(u64 v)
 #define EFER_WRITABLE	(TRAPVM_EFER_SCE | TRAPVM_EFER_LME | TRAPVM_EFER_LMA | \
 			 TRAPVM_EFER_NXE)
 
+/* What WRMSR accepts for an MSR that is a plain u64 field of the vCPU. */
+enum msr_rule {
+	MSR_ANY,		/* every value */
+	MSR_CANONICAL,		/* a canonical linear address, else #GP */
+	MSR_HIGH_ZERO,		/* bits 63:32 reserved: #GP if set */
+	MSR_TRUNC32,		/* a 32-bit register: bits 63:32 dropped */
+};
+
+struct msr_field {
+	u32 index;
+	u16 offset;		/* of the u64 in struct trapvm_cpu */
+	u8 rule;
+};
+
+#define MSR_FIELD(msr, field, rule) \
+	{ (msr), offsetof(struct trapvm_cpu, field), (rule) }
+
+/*
+ * RDMSR returns the field, WRMSR checks the rule and stores; neither has
+ * side effects.  MSRs that need more (EFER, PAT, APIC_BASE) are below.
+ */
+static const struct msr_field msr_fields[] = {
+	MSR_FIELD(TRAPVM_MSR_STAR, star, MSR_ANY),
+	MSR_FIELD(TRAPVM_MSR_LSTAR, lstar, MSR_CANONICAL),
+	MSR_FIELD(TRAPVM_MSR_CSTAR, cstar, MSR_CANONICAL),
+	MSR_FIELD(TRAPVM_MSR_SFMASK, sfmask, MSR_HIGH_ZERO),
+	MSR_FIELD(TRAPVM_MSR_FS_BASE, seg[SREG_FS].base, MSR_CANONICAL),
+	MSR_FIELD(TRAPVM_MSR_GS_BASE, seg[SREG_GS].base, MSR_CANONICAL),
+	MSR_FIELD(TRAPVM_MSR_KERNEL_GS_BASE, kernel_gs_base, MSR_CANONICAL),
+	MSR_FIELD(TRAPVM_MSR_TSC_AUX, tsc_aux, MSR_HIGH_ZERO),
+	MSR_FIELD(TRAPVM_MSR_SYSENTER_CS, sysenter_cs, MSR_TRUNC32),
+	MSR_FIELD(TRAPVM_MSR_SYSENTER_ESP, sysenter_esp, MSR_CANONICAL),
+	MSR_FIELD(TRAPVM_MSR_SYSENTER_EIP, sysenter_eip, MSR_CANONICAL),
+};
+
+/* The vCPU's u64 that holds @msr, with its rule in @rule; or NULL. */
+static u64 *msr_field(struct trapvm_cpu *cpu, u32 msr, u8 *rule)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(msr_fields); i++) {
+		if (msr_fields[i].index == msr) {
+			*rule = msr_fields[i].rule;
+			return (u64 *)((char *)cpu + msr_fields[i].offset);
+		}
+	}
+	return NULL;
+}
+
+/* Store @v in @field as @rule allows: TRAPVM_MSR_OK or TRAPVM_MSR_GP. */
+static int wrmsr_field(struct trapvm_cpu *cpu, u64 *field, u8 rule, u64 v)
+{
+	switch (rule) {
+	case MSR_CANONICAL:
+		if (!trapvm_is_canonical(cpu, v))
+			return TRAPVM_MSR_GP;
+		break;
+	case MSR_HIGH_ZERO:
+		if (v >> 32)
+			return TRAPVM_MSR_GP;
+		break;
+	case MSR_TRUNC32:
+		v &= 0xffffffffULL;
+		break;
+	}
+	*field = v;
+	return TRAPVM_MSR_OK;
+}
+
 /* Returns TRAPVM_MSR_OK/GP/UNHANDLED. */
 static int wrmsr(struct emu *e, u32 msr, u64 v)
 {
 	struct trapvm_cpu *cpu = e->cpu;
 	unsigned int phys = cpu->maxphyaddr ? cpu->maxphyaddr : 52;
-	u64 old;
+	u64 old, *field;
+	u8 rule;
+
+	field = msr_field(cpu, msr, &rule);
+	if (field)
+		return wrmsr_field(cpu, field, rule, v);
 
 	switch (msr) {
 	case TRAPVM_MSR_EFER:
@@ -759,40 +833,6 @@ static int wrmsr(struct emu *e, u32 msr, u64 v)
 		cpu->efer = (v & ~TRAPVM_EFER_LMA) | (old & TRAPVM_EFER_LMA);
 		if ((old ^ cpu->efer) & TRAPVM_EFER_NXE)
 			notify_paging(e, cpu->cr0, cpu->cr4, old);
-		return TRAPVM_MSR_OK;
-	case TRAPVM_MSR_STAR:
-		cpu->star = v;
-		return TRAPVM_MSR_OK;
-	case TRAPVM_MSR_LSTAR:
-	case TRAPVM_MSR_CSTAR:
-		if (!trapvm_is_canonical(cpu, v))
-			return TRAPVM_MSR_GP;
-		if (msr == TRAPVM_MSR_LSTAR)
-			cpu->lstar = v;
-		else
-			cpu->cstar = v;
-		return TRAPVM_MSR_OK;
-	case TRAPVM_MSR_SFMASK:
-		if (v >> 32)
-			return TRAPVM_MSR_GP;
-		cpu->sfmask = v;
-		return TRAPVM_MSR_OK;
-	case TRAPVM_MSR_FS_BASE:
-	case TRAPVM_MSR_GS_BASE:
-	case TRAPVM_MSR_KERNEL_GS_BASE:
-		if (!trapvm_is_canonical(cpu, v))
-			return TRAPVM_MSR_GP;
-		if (msr == TRAPVM_MSR_FS_BASE)
-			cpu->seg[SREG_FS].base = v;
-		else if (msr == TRAPVM_MSR_GS_BASE)
-			cpu->seg[SREG_GS].base = v;
-		else
-			cpu->kernel_gs_base = v;
-		return TRAPVM_MSR_OK;
-	case TRAPVM_MSR_TSC_AUX:
-		if (v >> 32)
-			return TRAPVM_MSR_GP;
-		cpu->tsc_aux = v;
 		return TRAPVM_MSR_OK;
 	case TRAPVM_MSR_PAT:
 		if (!pat_valid(v))
@@ -817,18 +857,6 @@ static int wrmsr(struct emu *e, u32 msr, u64 v)
 		cpu->apic_base = v;
 		return TRAPVM_MSR_OK;
 	}
-	case TRAPVM_MSR_SYSENTER_CS:
-		cpu->sysenter_cs = v & 0xffffffffULL;
-		return TRAPVM_MSR_OK;
-	case TRAPVM_MSR_SYSENTER_ESP:
-	case TRAPVM_MSR_SYSENTER_EIP:
-		if (!trapvm_is_canonical(cpu, v))
-			return TRAPVM_MSR_GP;
-		if (msr == TRAPVM_MSR_SYSENTER_ESP)
-			cpu->sysenter_esp = v;
-		else
-			cpu->sysenter_eip = v;
-		return TRAPVM_MSR_OK;
 	}
 	if (!e->ops->wrmsr)
 		return TRAPVM_MSR_UNHANDLED;
@@ -838,49 +866,24 @@ static int wrmsr(struct emu *e, u32 msr, u64 v)
 static int rdmsr(struct emu *e, u32 msr, u64 *v)
 {
 	struct trapvm_cpu *cpu = e->cpu;
+	u64 *field;
+	u8 rule;
+
+	field = msr_field(cpu, msr, &rule);
+	if (field) {
+		*v = *field;
+		return TRAPVM_MSR_OK;
+	}
 
 	switch (msr) {
 	case TRAPVM_MSR_EFER:
 		*v = cpu->efer;
-		break;
-	case TRAPVM_MSR_STAR:
-		*v = cpu->star;
-		break;
-	case TRAPVM_MSR_LSTAR:
-		*v = cpu->lstar;
-		break;
-	case TRAPVM_MSR_CSTAR:
-		*v = cpu->cstar;
-		break;
-	case TRAPVM_MSR_SFMASK:
-		*v = cpu->sfmask;
-		break;
-	case TRAPVM_MSR_FS_BASE:
-		*v = cpu->seg[SREG_FS].base;
-		break;
-	case TRAPVM_MSR_GS_BASE:
-		*v = cpu->seg[SREG_GS].base;
-		break;
-	case TRAPVM_MSR_KERNEL_GS_BASE:
-		*v = cpu->kernel_gs_base;
-		break;
-	case TRAPVM_MSR_TSC_AUX:
-		*v = cpu->tsc_aux;
 		break;
 	case TRAPVM_MSR_PAT:
 		*v = cpu->pat;
 		break;
 	case TRAPVM_MSR_APIC_BASE:
 		*v = cpu->apic_base;
-		break;
-	case TRAPVM_MSR_SYSENTER_CS:
-		*v = cpu->sysenter_cs;
-		break;
-	case TRAPVM_MSR_SYSENTER_ESP:
-		*v = cpu->sysenter_esp;
-		break;
-	case TRAPVM_MSR_SYSENTER_EIP:
-		*v = cpu->sysenter_eip;
 		break;
 	default:
 		if (!e->ops->rdmsr)

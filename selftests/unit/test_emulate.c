@@ -1167,6 +1167,118 @@ static void test_msr(void)
 	EXPECT_GP0();
 }
 
+/*
+ * Every MSR that is a plain register, each value checked against the
+ * SDM (Vol. 4 MSR list, Vol. 3 3.3.7.1 canonical addresses), not against
+ * the emulator: a write that must #GP leaves the register alone, one that
+ * must succeed is seen by RDMSR and in the architectural register.
+ */
+enum { ANY, CANON, HIGH0, TRUNC32 };
+
+static u64 *msr_reg(u32 msr)
+{
+	switch (msr) {
+	case TRAPVM_MSR_STAR:		return &CPU.star;
+	case TRAPVM_MSR_LSTAR:		return &CPU.lstar;
+	case TRAPVM_MSR_CSTAR:		return &CPU.cstar;
+	case TRAPVM_MSR_SFMASK:		return &CPU.sfmask;
+	case TRAPVM_MSR_FS_BASE:	return &CPU.seg[SREG_FS].base;
+	case TRAPVM_MSR_GS_BASE:	return &CPU.seg[SREG_GS].base;
+	case TRAPVM_MSR_KERNEL_GS_BASE:	return &CPU.kernel_gs_base;
+	case TRAPVM_MSR_TSC_AUX:	return &CPU.tsc_aux;
+	case TRAPVM_MSR_SYSENTER_CS:	return &CPU.sysenter_cs;
+	case TRAPVM_MSR_SYSENTER_ESP:	return &CPU.sysenter_esp;
+	case TRAPVM_MSR_SYSENTER_EIP:	return &CPU.sysenter_eip;
+	}
+	return NULL;
+}
+
+static const struct {
+	u32 msr;
+	int kind;
+} plain_msrs[] = {
+	{ TRAPVM_MSR_STAR, ANY },		/* C000_0081 */
+	{ TRAPVM_MSR_LSTAR, CANON },		/* C000_0082 */
+	{ TRAPVM_MSR_CSTAR, CANON },		/* C000_0083 */
+	{ TRAPVM_MSR_SFMASK, HIGH0 },		/* C000_0084: 63:32 rsvd */
+	{ TRAPVM_MSR_FS_BASE, CANON },		/* C000_0100 */
+	{ TRAPVM_MSR_GS_BASE, CANON },		/* C000_0101 */
+	{ TRAPVM_MSR_KERNEL_GS_BASE, CANON },	/* C000_0102 */
+	{ TRAPVM_MSR_TSC_AUX, HIGH0 },		/* C000_0103: 63:32 rsvd */
+	{ TRAPVM_MSR_SYSENTER_CS, TRUNC32 },	/* 174H: a 32-bit register */
+	{ TRAPVM_MSR_SYSENTER_ESP, CANON },	/* 175H */
+	{ TRAPVM_MSR_SYSENTER_EIP, CANON },	/* 176H */
+};
+
+static const struct {
+	int kind;
+	bool la57;
+	u64 v;
+	bool gp;
+	u64 stored;
+} msr_values[] = {
+	{ ANY, false, 0, false, 0 },
+	{ ANY, false, ~0ULL, false, ~0ULL },
+	{ ANY, false, 0x8000000000000001ULL, false, 0x8000000000000001ULL },
+	/* 48-bit: bits 63:47 all equal */
+	{ CANON, false, 0, false, 0 },
+	{ CANON, false, 0x00007fffffffffffULL, false, 0x00007fffffffffffULL },
+	{ CANON, false, 0xffff800000000000ULL, false, 0xffff800000000000ULL },
+	{ CANON, false, ~0ULL, false, ~0ULL },
+	{ CANON, false, 0x0000800000000000ULL, true, 0 },
+	{ CANON, false, 0xffff7fffffffffffULL, true, 0 },
+	{ CANON, false, 0x8000000000000000ULL, true, 0 },
+	{ CANON, false, 0x0001000000000000ULL, true, 0 },
+	/* 57-bit (CR4.LA57): bits 63:56 all equal */
+	{ CANON, true, 0x0000800000000000ULL, false, 0x0000800000000000ULL },
+	{ CANON, true, 0x00ffffffffffffffULL, false, 0x00ffffffffffffffULL },
+	{ CANON, true, 0xff00000000000000ULL, false, 0xff00000000000000ULL },
+	{ CANON, true, 0x0100000000000000ULL, true, 0 },
+	{ CANON, true, 0xfeffffffffffffffULL, true, 0 },
+	{ HIGH0, false, 0, false, 0 },
+	{ HIGH0, false, 0xffffffffULL, false, 0xffffffffULL },
+	{ HIGH0, false, 0x100000000ULL, true, 0 },
+	{ HIGH0, false, 0x8000000000000000ULL, true, 0 },
+	{ HIGH0, false, ~0ULL, true, 0 },
+	{ TRUNC32, false, 0x10, false, 0x10 },
+	{ TRUNC32, false, 0xffffffffULL, false, 0xffffffffULL },
+	{ TRUNC32, false, 0xdeadbeef00000010ULL, false, 0x10 },
+	{ TRUNC32, false, ~0ULL, false, 0xffffffffULL },
+};
+
+static void test_msr_plain(void)
+{
+	const u64 old = 0x5a5a5a5aULL;
+	unsigned int i, j;
+	u64 start;
+
+	for (i = 0; i < ARRAY_SIZE(plain_msrs); i++) {
+		u32 msr = plain_msrs[i].msr;
+
+		for (j = 0; j < ARRAY_SIZE(msr_values); j++) {
+			if (msr_values[j].kind != plain_msrs[i].kind)
+				continue;
+			setup();
+			if (msr_values[j].la57)
+				CPU.cr4 |= TRAPVM_CR4_LA57;
+			*msr_reg(msr) = old;
+			start = CPU.rip;
+			wrmsr(msr, msr_values[j].v);
+			if (msr_values[j].gp) {
+				EXPECT_GP0();
+				EXPECT_EQ(*msr_reg(msr), old);
+				continue;
+			}
+			EXPECT_OK(2);
+			EXPECT_EQ(*msr_reg(msr), msr_values[j].stored);
+			start = CPU.rip;
+			EXPECT_EQ(rdmsr(msr), msr_values[j].stored);
+			EXPECT_OK(2);
+			EXPECT_EQ(H.msr_hook_calls, 0);
+		}
+	}
+}
+
 /* --- port I/O -------------------------------------------------------- */
 
 static void test_io(void)
@@ -1624,6 +1736,7 @@ int main(void)
 	RUN(test_syscall_sysret);
 	RUN(test_int_n);
 	RUN(test_msr);
+	RUN(test_msr_plain);
 	RUN(test_io);
 	RUN(test_misc);
 	RUN(test_fetch_faults);
