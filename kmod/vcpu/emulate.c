@@ -740,14 +740,6 @@ static bool pat_valid(u64 v)
 #define EFER_WRITABLE	(TRAPVM_EFER_SCE | TRAPVM_EFER_LME | TRAPVM_EFER_LMA | \
 			 TRAPVM_EFER_NXE)
 
-/* What WRMSR accepts for an MSR that is a plain u64 field of the vCPU. */
-enum msr_rule {
-	MSR_ANY,		/* every value */
-	MSR_CANONICAL,		/* a canonical linear address, else #GP */
-	MSR_HIGH_ZERO,		/* bits 63:32 reserved: #GP if set */
-	MSR_TRUNC32,		/* a 32-bit register: bits 63:32 dropped */
-};
-
 struct msr_field {
 	u32 index;
 	u16 offset;		/* of the u64 in struct trapvm_cpu */
@@ -755,28 +747,29 @@ struct msr_field {
 };
 
 #define MSR_FIELD(msr, field, rule) \
-	{ (msr), offsetof(struct trapvm_cpu, field), (rule) }
+	{ TRAPVM_MSR_##msr, offsetof(struct trapvm_cpu, field), \
+	  TRAPVM_MSR_RULE_##rule }
 
 /*
  * RDMSR returns the field, WRMSR checks the rule and stores; neither has
  * side effects.  MSRs that need more (EFER, PAT, APIC_BASE) are below.
  */
 static const struct msr_field msr_fields[] = {
-	MSR_FIELD(TRAPVM_MSR_STAR, star, MSR_ANY),
-	MSR_FIELD(TRAPVM_MSR_LSTAR, lstar, MSR_CANONICAL),
-	MSR_FIELD(TRAPVM_MSR_CSTAR, cstar, MSR_CANONICAL),
-	MSR_FIELD(TRAPVM_MSR_SFMASK, sfmask, MSR_HIGH_ZERO),
-	MSR_FIELD(TRAPVM_MSR_FS_BASE, seg[SREG_FS].base, MSR_CANONICAL),
-	MSR_FIELD(TRAPVM_MSR_GS_BASE, seg[SREG_GS].base, MSR_CANONICAL),
-	MSR_FIELD(TRAPVM_MSR_KERNEL_GS_BASE, kernel_gs_base, MSR_CANONICAL),
-	MSR_FIELD(TRAPVM_MSR_TSC_AUX, tsc_aux, MSR_HIGH_ZERO),
-	MSR_FIELD(TRAPVM_MSR_SYSENTER_CS, sysenter_cs, MSR_TRUNC32),
-	MSR_FIELD(TRAPVM_MSR_SYSENTER_ESP, sysenter_esp, MSR_CANONICAL),
-	MSR_FIELD(TRAPVM_MSR_SYSENTER_EIP, sysenter_eip, MSR_CANONICAL),
+	MSR_FIELD(STAR, star, ANY),
+	MSR_FIELD(LSTAR, lstar, CANONICAL),
+	MSR_FIELD(CSTAR, cstar, CANONICAL),
+	MSR_FIELD(SFMASK, sfmask, HIGH_ZERO),
+	MSR_FIELD(FS_BASE, seg[SREG_FS].base, CANONICAL),
+	MSR_FIELD(GS_BASE, seg[SREG_GS].base, CANONICAL),
+	MSR_FIELD(KERNEL_GS_BASE, kernel_gs_base, CANONICAL),
+	MSR_FIELD(TSC_AUX, tsc_aux, HIGH_ZERO),
+	MSR_FIELD(SYSENTER_CS, sysenter_cs, TRUNC32),
+	MSR_FIELD(SYSENTER_ESP, sysenter_esp, CANONICAL),
+	MSR_FIELD(SYSENTER_EIP, sysenter_eip, CANONICAL),
 };
 
-/* The vCPU's u64 that holds @msr, with its rule in @rule; or NULL. */
-static u64 *msr_field(struct trapvm_cpu *cpu, u32 msr, u8 *rule)
+u64 *trapvm_msr_field(struct trapvm_cpu *cpu, u32 msr,
+		      enum trapvm_msr_rule *rule)
 {
 	unsigned int i;
 
@@ -790,18 +783,21 @@ static u64 *msr_field(struct trapvm_cpu *cpu, u32 msr, u8 *rule)
 }
 
 /* Store @v in @field as @rule allows: TRAPVM_MSR_OK or TRAPVM_MSR_GP. */
-static int wrmsr_field(struct trapvm_cpu *cpu, u64 *field, u8 rule, u64 v)
+static int wrmsr_field(struct trapvm_cpu *cpu, u64 *field,
+		       enum trapvm_msr_rule rule, u64 v)
 {
 	switch (rule) {
-	case MSR_CANONICAL:
+	case TRAPVM_MSR_RULE_ANY:
+		break;
+	case TRAPVM_MSR_RULE_CANONICAL:
 		if (!trapvm_is_canonical(cpu, v))
 			return TRAPVM_MSR_GP;
 		break;
-	case MSR_HIGH_ZERO:
+	case TRAPVM_MSR_RULE_HIGH_ZERO:
 		if (v >> 32)
 			return TRAPVM_MSR_GP;
 		break;
-	case MSR_TRUNC32:
+	case TRAPVM_MSR_RULE_TRUNC32:
 		v &= 0xffffffffULL;
 		break;
 	}
@@ -815,9 +811,9 @@ static int wrmsr(struct emu *e, u32 msr, u64 v)
 	struct trapvm_cpu *cpu = e->cpu;
 	unsigned int phys = cpu->maxphyaddr ? cpu->maxphyaddr : 52;
 	u64 old, *field;
-	u8 rule;
+	enum trapvm_msr_rule rule;
 
-	field = msr_field(cpu, msr, &rule);
+	field = trapvm_msr_field(cpu, msr, &rule);
 	if (field)
 		return wrmsr_field(cpu, field, rule, v);
 
@@ -867,9 +863,9 @@ static int rdmsr(struct emu *e, u32 msr, u64 *v)
 {
 	struct trapvm_cpu *cpu = e->cpu;
 	u64 *field;
-	u8 rule;
+	enum trapvm_msr_rule rule;
 
-	field = msr_field(cpu, msr, &rule);
+	field = trapvm_msr_field(cpu, msr, &rule);
 	if (field) {
 		*v = *field;
 		return TRAPVM_MSR_OK;

@@ -14,6 +14,7 @@
 #include <asm/cpufeature.h>
 #include <asm/msr-index.h>
 #include <asm/processor-flags.h>
+#include <trapvm/emulate.h>
 
 #include "../trapvm.h"
 
@@ -71,7 +72,7 @@ static u64 trapvm_cr4_valid(void)
 	return valid;
 }
 
-static bool trapvm_is_canonical(u64 va)
+static bool trapvm_is_canonical48(u64 va)
 {
 	return (u64)(((s64)va << 16) >> 16) == va;
 }
@@ -302,18 +303,18 @@ static int trapvm_check_sregs(const struct trapvm_sregs *sr)
 	 * #GP in the host.  Outside long mode they cannot exceed 32 bits
 	 * anyway, so this refuses nothing a real CPU could hold.
 	 */
-	if (!trapvm_is_canonical(sr->fs.base) ||
-	    !trapvm_is_canonical(sr->gs.base))
+	if (!trapvm_is_canonical48(sr->fs.base) ||
+	    !trapvm_is_canonical48(sr->gs.base))
 		return -EINVAL;
 
 	if (lma) {
 		/* 64-bit code segments must have D clear. */
 		if (sr->cs.l && sr->cs.db)
 			return -EINVAL;
-		if (!trapvm_is_canonical(sr->tr.base) ||
-		    !trapvm_is_canonical(sr->ldt.base) ||
-		    !trapvm_is_canonical(sr->gdt.base) ||
-		    !trapvm_is_canonical(sr->idt.base))
+		if (!trapvm_is_canonical48(sr->tr.base) ||
+		    !trapvm_is_canonical48(sr->ldt.base) ||
+		    !trapvm_is_canonical48(sr->gdt.base) ||
+		    !trapvm_is_canonical48(sr->idt.base))
 			return -EINVAL;
 	}
 	return 0;
@@ -420,33 +421,18 @@ static bool trapvm_pat_valid(u64 pat)
 /* Returns 0, or -ENOENT for an MSR the vCPU lacks, -EINVAL for a value. */
 static int trapvm_get_msr(struct trapvm_cpu *cpu, u32 index, u64 *data)
 {
+	enum trapvm_msr_rule rule;
+	u64 *field;
+
+	field = trapvm_msr_field(cpu, index, &rule);
+	if (field) {
+		*data = *field;
+		return 0;
+	}
+
 	switch (index) {
 	case MSR_EFER:
 		*data = cpu->efer;
-		break;
-	case MSR_STAR:
-		*data = cpu->star;
-		break;
-	case MSR_LSTAR:
-		*data = cpu->lstar;
-		break;
-	case MSR_CSTAR:
-		*data = cpu->cstar;
-		break;
-	case MSR_SYSCALL_MASK:
-		*data = cpu->sfmask;
-		break;
-	case MSR_FS_BASE:
-		*data = cpu->seg[SREG_FS].base;
-		break;
-	case MSR_GS_BASE:
-		*data = cpu->seg[SREG_GS].base;
-		break;
-	case MSR_KERNEL_GS_BASE:
-		*data = cpu->kernel_gs_base;
-		break;
-	case MSR_TSC_AUX:
-		*data = cpu->tsc_aux;
 		break;
 	case MSR_IA32_CR_PAT:
 		*data = cpu->pat;
@@ -454,23 +440,44 @@ static int trapvm_get_msr(struct trapvm_cpu *cpu, u32 index, u64 *data)
 	case MSR_IA32_APICBASE:
 		*data = cpu->apic_base;
 		break;
-	case MSR_IA32_SYSENTER_CS:
-		*data = cpu->sysenter_cs;
-		break;
-	case MSR_IA32_SYSENTER_ESP:
-		*data = cpu->sysenter_esp;
-		break;
-	case MSR_IA32_SYSENTER_EIP:
-		*data = cpu->sysenter_eip;
-		break;
 	default:
 		return -ENOENT;
 	}
 	return 0;
 }
 
+/* The emulator's WRMSR rules, but canonical means 48-bit whatever CR4. */
+static int trapvm_set_msr_field(u64 *field, enum trapvm_msr_rule rule,
+				u64 data)
+{
+	switch (rule) {
+	case TRAPVM_MSR_RULE_ANY:
+		break;
+	case TRAPVM_MSR_RULE_CANONICAL:
+		if (!trapvm_is_canonical48(data))
+			return -EINVAL;
+		break;
+	case TRAPVM_MSR_RULE_HIGH_ZERO:
+		if (data >> 32)
+			return -EINVAL;
+		break;
+	case TRAPVM_MSR_RULE_TRUNC32:
+		data = (u32)data;
+		break;
+	}
+	*field = data;
+	return 0;
+}
+
 static int trapvm_set_msr(struct trapvm_cpu *cpu, u32 index, u64 data)
 {
+	enum trapvm_msr_rule rule;
+	u64 *field;
+
+	field = trapvm_msr_field(cpu, index, &rule);
+	if (field)
+		return trapvm_set_msr_field(field, rule, data);
+
 	switch (index) {
 	case MSR_EFER:
 		if (trapvm_check_efer(data, cpu->cr0))
@@ -478,44 +485,6 @@ static int trapvm_set_msr(struct trapvm_cpu *cpu, u32 index, u64 data)
 		if ((data & EFER_LMA) && !(cpu->cr4 & X86_CR4_PAE))
 			return -EINVAL;
 		cpu->efer = data;
-		break;
-	case MSR_STAR:
-		cpu->star = data;
-		break;
-	case MSR_LSTAR:
-	case MSR_CSTAR:
-	case MSR_FS_BASE:
-	case MSR_GS_BASE:
-	case MSR_KERNEL_GS_BASE:
-	case MSR_IA32_SYSENTER_ESP:
-	case MSR_IA32_SYSENTER_EIP:
-		if (!trapvm_is_canonical(data))
-			return -EINVAL;
-		if (index == MSR_LSTAR)
-			cpu->lstar = data;
-		else if (index == MSR_CSTAR)
-			cpu->cstar = data;
-		else if (index == MSR_FS_BASE)
-			cpu->seg[SREG_FS].base = data;
-		else if (index == MSR_GS_BASE)
-			cpu->seg[SREG_GS].base = data;
-		else if (index == MSR_KERNEL_GS_BASE)
-			cpu->kernel_gs_base = data;
-		else if (index == MSR_IA32_SYSENTER_ESP)
-			cpu->sysenter_esp = data;
-		else
-			cpu->sysenter_eip = data;
-		break;
-	case MSR_SYSCALL_MASK:
-		/* Bits 63:32 are reserved: WRMSR #GPs, as the emulator does. */
-		if (data >> 32)
-			return -EINVAL;
-		cpu->sfmask = data;
-		break;
-	case MSR_TSC_AUX:
-		if (data >> 32)
-			return -EINVAL;
-		cpu->tsc_aux = data;
 		break;
 	case MSR_IA32_CR_PAT:
 		if (!trapvm_pat_valid(data))
@@ -526,10 +495,6 @@ static int trapvm_set_msr(struct trapvm_cpu *cpu, u32 index, u64 data)
 		if (trapvm_check_apic_base(data))
 			return -EINVAL;
 		cpu->apic_base = data;
-		break;
-	case MSR_IA32_SYSENTER_CS:
-		/* A 32-bit register: the emulator's WRMSR drops bits 63:32. */
-		cpu->sysenter_cs = (u32)data;
 		break;
 	default:
 		return -ENOENT;

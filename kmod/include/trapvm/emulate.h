@@ -394,4 +394,20 @@ bool trapvm_exception_has_error_code(unsigned int vector);
 /* Canonical for the guest's paging mode (CR4.LA57)? */
 bool trapvm_is_canonical(const struct trapvm_cpu *cpu, u64 addr);
 
+/* What a write must satisfy for an MSR that is a plain vCPU field. */
+enum trapvm_msr_rule {
+	TRAPVM_MSR_RULE_ANY,		/* every value */
+	TRAPVM_MSR_RULE_CANONICAL,	/* a canonical address */
+	TRAPVM_MSR_RULE_HIGH_ZERO,	/* bits 63:32 reserved */
+	TRAPVM_MSR_RULE_TRUNC32,	/* 32 bits wide: 63:32 dropped */
+};
+
+/*
+ * The u64 of @cpu that holds @msr, with its rule in @rule, if @msr is one
+ * with no side effects (STAR, LSTAR, FS_BASE...); NULL otherwise.  The
+ * emulator's RDMSR/WRMSR and the GET/SET_MSRS ioctls share this list.
+ */
+u64 *trapvm_msr_field(struct trapvm_cpu *cpu, u32 msr,
+		      enum trapvm_msr_rule *rule);
+
 #endif /* _TRAPVM_EMULATE_H */
