@@ -92,7 +92,6 @@ static void mmu_free_page(struct trapvm_vm_mmu *m, u64 *table)
 static void mmu_vm_free(struct trapvm_vm_mmu *m)
 {
 	trapvm_mmu_flush_free(m);
-	kvfree(m->tracked);
 	mutex_destroy(&m->lock);
 	kvfree(m);
 }
@@ -118,11 +117,7 @@ static struct trapvm_vm_mmu *mmu_vm_get(struct trapvm_vcpu *vcpu)
 	INIT_LIST_HEAD(&m->sp_lru);
 	INIT_LIST_HEAD(&m->zapped);
 	atomic_set(&m->zap_gen, 0);
-	/* Memory is fixed before the first vCPU exists. */
-	m->nr_gfns = vm->mem.size >> PAGE_SHIFT;
-	m->tracked = kvcalloc(BITS_TO_LONGS(m->nr_gfns) ?: 1,
-			      sizeof(unsigned long), GFP_KERNEL_ACCOUNT);
-	if (!m->tracked || trapvm_mmu_flush_init(m)) {
+	if (trapvm_mmu_flush_init(m)) {
 		mmu_vm_free(m);
 		return NULL;
 	}
@@ -217,14 +212,6 @@ void trapvm_mmu_destroy(struct trapvm_vcpu *vcpu)
 u64 trapvm_mmu_mmio_gpa(struct trapvm_vcpu_mmu *mmu)
 {
 	return mmu->mmio_gpa;
-}
-
-bool trapvm_mmu_gfn_shadowed(struct trapvm_vm *vm, u64 gfn)
-{
-	/* Pairs with smp_store_release() in mmu_vm_get(). */
-	struct trapvm_vm_mmu *m = smp_load_acquire(&vm->mmu);
-
-	return m && gfn < m->nr_gfns && test_bit(gfn, m->tracked);
 }
 
 void trapvm_mmu_user_write(struct trapvm_vm *vm, u64 gfn)

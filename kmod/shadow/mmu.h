@@ -56,8 +56,8 @@
  * the register ioctls) and take the VM's mmu lock (vcpu->mutex -> vm->lock
  * -> mmu lock); trapvm_mmu_request_zap() may be called from anywhere.
  * Everything may sleep (allocations, first touch of guest memory) except
- * trapvm_mmu_hole_slot(), trapvm_mmu_guest_enter()/exit(),
- * trapvm_mmu_request_zap() and trapvm_mmu_gfn_shadowed().
+ * trapvm_mmu_hole_slot(), trapvm_mmu_guest_enter()/exit() and
+ * trapvm_mmu_request_zap().
  *
  * Counters (vcpu->stats): MMU_HIDDEN_PF, MMU_CR3_LOADS, MMU_INVLPG,
  * MMU_SHADOW_ALLOC/FREE/LIVE, MMU_PT_WRITES, MMU_FLOODED, MMU_UNSHADOWED,
@@ -259,13 +259,6 @@ int trapvm_mmu_cmpxchg_gva(struct trapvm_vcpu *vcpu, u64 gva, u64 old,
  */
 void trapvm_mmu_guest_enter(struct trapvm_vcpu *vcpu);
 void trapvm_mmu_guest_exit(struct trapvm_vcpu *vcpu);
-
-/*
- * Is guest page @gfn shadowed as a guest page table (write-tracked)?
- * A lockless hint for guest memory code: the answer may be stale by the
- * time the caller acts; trapvm_mmu_user_write() is the exact operation.
- */
-bool trapvm_mmu_gfn_shadowed(struct trapvm_vm *vm, u64 gfn);
 
 /* Shadow pages (tables, rmap arrays, roots) of all VMs (leak tests). */
 long trapvm_mmu_total_pages(void);

@@ -137,9 +137,6 @@ struct trapvm_vm_mmu {
 	struct list_head zapped;
 	unsigned int nr_put;
 	struct page *put[TRAPVM_MMU_PUT_BATCH];
-	/* Guest page tables (gfns with a shadow page), a lockless hint. */
-	unsigned long *tracked;
-	unsigned long nr_gfns;
 	atomic_t zap_gen;		/* trapvm_mmu_request_zap() */
 	int zap_done;			/* zap_gen last acted on */
 	void *flush_mask;		/* tlb.c: cpumask for the IPI */

@@ -97,17 +97,6 @@ fail:
 	return NULL;
 }
 
-/* The lockless hint of trapvm_mmu_gfn_shadowed(). */
-static void sp_mark_tracked(struct trapvm_vm_mmu *m, u64 gfn, bool on)
-{
-	if (gfn >= m->nr_gfns)
-		return;
-	if (on)
-		set_bit(gfn, m->tracked);
-	else
-		clear_bit(gfn, m->tracked);
-}
-
 /*
  * The shadow page for (@gfn, @role), created if there is none (then
  * *@created is true and, for a guest table, every shadow leaf of every
@@ -148,10 +137,8 @@ struct trapvm_sp *trapvm_sp_get(struct trapvm_vm_mmu *m, u64 gfn,
 	 * in any vCPU's shadow or in the VMM's mapping of guest RAM.
 	 */
 	if (!role.direct && !tracked) {
-		sp_mark_tracked(m, gfn, true);
 		trapvm_rmap_write_protect(m, gfn);
-		if (gfn < m->nr_gfns)
-			trapvm_guest_mem_protect_from_user(m->vm, gfn);
+		trapvm_guest_mem_protect_from_user(m->vm, gfn);
 	}
 	*created = true;
 	return sp;
@@ -241,8 +228,6 @@ static void sp_unhash(struct trapvm_vm_mmu *m, struct trapvm_sp *sp)
 	if (sp->obsolete)
 		return;
 	hlist_del(&sp->hash);
-	if (!sp->role.direct && !trapvm_gfn_is_tracked(m, sp->gfn))
-		sp_mark_tracked(m, sp->gfn, false);
 }
 
 /*

@@ -1473,10 +1473,10 @@ static void test_two_vcpus(void)
 	      "refill 1: %d", r);
 
 	/* The VMM writes the PML4: both vCPUs' roots go. */
-	CHECK(trapvm_mmu_gfn_shadowed(&vm, GUEST_CR3 >> PAGE_SHIFT) &&
-	      !trapvm_mmu_gfn_shadowed(&vm, 0x700), "shadowed hint");
+	CHECK(trapvm_gfn_is_tracked(vm.mmu, GUEST_CR3 >> PAGE_SHIFT) &&
+	      !trapvm_gfn_is_tracked(vm.mmu, 0x700), "tracked");
 	trapvm_mmu_user_write(&vm, GUEST_CR3 >> PAGE_SHIFT);
-	CHECK(!trapvm_mmu_gfn_shadowed(&vm, GUEST_CR3 >> PAGE_SHIFT),
+	CHECK(!trapvm_gfn_is_tracked(vm.mmu, GUEST_CR3 >> PAGE_SHIFT),
 	      "still shadowed");
 	CHECK(!shadow_leaf(root0, gva) && !shadow_leaf(root1, gva),
 	      "unshadowed PML4 still maps");
