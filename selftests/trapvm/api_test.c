@@ -110,6 +110,22 @@ static int create_vm_mem(struct __test_metadata *_metadata, int dev,
 	return vm;
 }
 
+/* vCPU 0 of @vm, with @vm's @size bytes of RAM and the run area mapped. */
+static int create_vcpu_mapped(struct __test_metadata *_metadata, int vm,
+			      uint64_t size, uint8_t **ram,
+			      struct trapvm_run **run)
+{
+	int vcpu = ioctl(vm, TRAPVM_CREATE_VCPU, 0);
+
+	ASSERT_LE(0, vcpu);
+	*ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vm, 0);
+	ASSERT_NE(MAP_FAILED, *ram);
+	*run = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
+		    vcpu, 0);
+	ASSERT_NE(MAP_FAILED, *run);
+	return vcpu;
+}
+
 static int read_ulong_file(const char *path, unsigned long *val)
 {
 	FILE *f = fopen(path, "r");
@@ -1217,13 +1233,7 @@ TEST(run_signal)
 
 	OPEN_DEV_OR_SKIP(dev);
 	vm = create_vm_mem(_metadata, dev, 4 * MiB);
-	vcpu = ioctl(vm, TRAPVM_CREATE_VCPU, 0);
-	ASSERT_LE(0, vcpu);
-	ram = mmap(NULL, 4 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, vm, 0);
-	ASSERT_NE(MAP_FAILED, ram);
-	run = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
-		   vcpu, 0);
-	ASSERT_NE(MAP_FAILED, run);
+	vcpu = create_vcpu_mapped(_metadata, vm, 4 * MiB, &ram, &run);
 	setup_spin_guest(_metadata, vcpu, ram);
 
 	sigemptyset(&sa.sa_mask);
@@ -1296,13 +1306,7 @@ TEST(run_invalid_state)
 
 	OPEN_DEV_OR_SKIP(dev);
 	vm = create_vm_mem(_metadata, dev, 4 * MiB);
-	vcpu = ioctl(vm, TRAPVM_CREATE_VCPU, 0);
-	ASSERT_LE(0, vcpu);
-	ram = mmap(NULL, 4 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, vm, 0);
-	ASSERT_NE(MAP_FAILED, ram);
-	run = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
-		   vcpu, 0);
-	ASSERT_NE(MAP_FAILED, run);
+	vcpu = create_vcpu_mapped(_metadata, vm, 4 * MiB, &ram, &run);
 
 	/* The reset state: real mode. */
 	expect_invalid_mode(_metadata, vcpu, run, "reset state");
